@@ -1,0 +1,34 @@
+"""What the rules return: alert decisions, plain data the ingest server persists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+from typing import Any
+
+
+class Severity(IntEnum):
+    """Ordered, so that the worse of two severities is ``max``; stored by name."""
+
+    INFO = 1
+    WARNING = 2
+    HIGH = 3
+    URGENT = 4
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDecision:
+    """A rule fired: which rule (and version), how bad, why, and on what evidence.
+
+    ``evidence`` is JSON-ready: ``reading_ids`` (the readings that made the rule fire) and
+    ``statistics`` (the numbers the rule computed from them).
+    """
+
+    rule_id: str
+    rule_version: int
+    severity: Severity
+    title: str
+    explanation: str
+    evidence: dict[str, Any]
+    observed_at: datetime

@@ -1,0 +1,147 @@
+"""The gateway's one entry point to bleak: find blood-pressure cuffs, connect, and stream what
+they indicate. Only bleak's public API is used here, so the same code runs on BlueZ with real
+hardware and on the bumble backend with simulators (``backend=`` chooses)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from bleak import BleakClient, BleakScanner
+from bleak.backends.client import BaseBleakClient
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
+from bleak.exc import BleakError
+
+from gateway.backoff import Backoff
+from gateway.codec import uuids
+from homewatch.wire import DeviceIdentity
+
+log = logging.getLogger(__name__)
+
+BPS = uuids.uuid128(uuids.BLOOD_PRESSURE_SERVICE)
+BPM = uuids.uuid128(uuids.BLOOD_PRESSURE_MEASUREMENT)
+_DIS_FIELDS = {
+    "manufacturer": uuids.uuid128(uuids.MANUFACTURER_NAME),
+    "model": uuids.uuid128(uuids.MODEL_NUMBER),
+    "serial_number": uuids.uuid128(uuids.SERIAL_NUMBER),
+    "firmware_revision": uuids.uuid128(uuids.FIRMWARE_REVISION),
+}
+CONNECT_TIMEOUT = 15.0
+READ_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One characteristic value as it arrived, stamped with the gateway's clock."""
+
+    device: DeviceIdentity
+    characteristic: str
+    payload: bytes
+    received_at: datetime
+
+
+OnReceived = Callable[[Received], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class BleBackends:
+    """Which bleak backend to use; None fields mean the platform's own (BlueZ on Linux)."""
+
+    scanner: type[BaseBleakScanner] | None = None
+    client: type[BaseBleakClient] | None = None
+
+
+async def watch_cuffs(backends: BleBackends, on_received: OnReceived, *, backoff: Backoff) -> None:
+    """Scan for devices advertising the Blood Pressure Service and keep one session per device,
+    until cancelled. A dropped connection is retried when the device advertises again."""
+    sessions: dict[str, asyncio.Task[None]] = {}
+
+    def detected(device: BLEDevice, adv: AdvertisementData) -> None:
+        task = sessions.get(device.address)
+        if task is None or task.done():
+            log.info("found %s (%s, rssi %s)", device.address, adv.local_name, adv.rssi)
+            sessions[device.address] = asyncio.create_task(
+                _session(device, backends, on_received, backoff), name=f"ble-{device.address}"
+            )
+
+    try:
+        while True:
+            try:
+                async with BleakScanner(detected, service_uuids=[BPS], backend=backends.scanner):
+                    await asyncio.Event().wait()
+            except BleakError as exc:
+                delay = backoff.next()
+                log.warning("BLE scanning failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+    finally:
+        for task in sessions.values():
+            task.cancel()
+        await asyncio.gather(*sessions.values(), return_exceptions=True)
+
+
+async def _session(
+    device: BLEDevice, backends: BleBackends, on_received: OnReceived, backoff: Backoff
+) -> None:
+    """Connect, identify, subscribe to measurements and forward them in arrival order."""
+    disconnected = asyncio.Event()
+    inbox: asyncio.Queue[tuple[bytes, datetime]] = asyncio.Queue()
+    try:
+        async with BleakClient(
+            device,
+            disconnected_callback=lambda _client: disconnected.set(),
+            timeout=CONNECT_TIMEOUT,
+            backend=backends.client,
+        ) as client:
+            identity = await read_identity(client, device.address)
+            log.info("connected to %s", identity.device_key)
+
+            def on_measurement(_char: object, data: bytearray) -> None:
+                # Stamp now, in the callback: the queue may be drained a little later.
+                inbox.put_nowait((bytes(data), datetime.now(UTC)))
+
+            await client.start_notify(BPM, on_measurement)
+            backoff.reset()
+            drain = asyncio.create_task(_drain(inbox, identity, on_received))
+            try:
+                await disconnected.wait()
+                await inbox.join()  # everything the device sent before it left is handled
+            finally:
+                drain.cancel()
+            log.info("%s disconnected", identity.device_key)
+    except (BleakError, TimeoutError) as exc:
+        log.warning("session with %s ended: %s", device.address, exc)
+        await asyncio.sleep(backoff.next())
+
+
+async def _drain(
+    inbox: asyncio.Queue[tuple[bytes, datetime]], identity: DeviceIdentity, on_received: OnReceived
+) -> None:
+    while True:
+        payload, received_at = await inbox.get()
+        try:
+            await on_received(Received(identity, BPM, payload, received_at))
+        except Exception:
+            log.exception("%s: could not handle %s", identity.device_key, payload.hex())
+        finally:
+            inbox.task_done()
+
+
+async def read_identity(client: BleakClient, address: str) -> DeviceIdentity:
+    """Device Information strings, where the device has them."""
+    fields: dict[str, str] = {}
+    for name, uuid in _DIS_FIELDS.items():
+        if client.services.get_characteristic(uuid) is None:
+            continue
+        try:
+            raw = await asyncio.wait_for(client.read_gatt_char(uuid), READ_TIMEOUT)
+        except (BleakError, TimeoutError) as exc:
+            log.warning("%s: cannot read %s: %s", address, name, exc)
+            continue
+        text = bytes(raw).decode("utf-8", errors="replace").rstrip("\x00").strip()
+        if text:
+            fields[name] = text[:64]
+    return DeviceIdentity(address=address, **fields)

@@ -1,0 +1,64 @@
+"""Outbox → MQTT: oldest readings first, in batches, deleted only after the broker's PUBACK."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from gateway.backoff import Backoff
+from gateway.mqtt import MqttError, MqttPublisher, PublishRefused
+from gateway.outbox import Outbox, QueuedReading
+from homewatch.wire import MAX_MESSAGE_BYTES, ReadingsMessage
+
+log = logging.getLogger(__name__)
+
+
+async def forward_forever(
+    outbox: Outbox,
+    publisher: MqttPublisher,
+    *,
+    gateway_id: str,
+    topic: str,
+    batch_size: int,
+    backoff: Backoff,
+) -> None:
+    """Publish the outbox in order until cancelled; failures are retried, never dropped."""
+    while True:
+        await outbox.wait_nonempty()
+        batch = await outbox.oldest(batch_size)
+        if not batch:
+            continue
+        batch, payload = _fit(batch, gateway_id)
+        try:
+            await publisher.publish(topic, payload)
+        except PublishRefused as exc:
+            # The broker will not take it (ACL, size, quota): an operator must act. Keep it.
+            log.error("%s; %d reading(s) stay in the outbox", exc, len(batch))
+            await asyncio.sleep(backoff.next())
+            continue
+        except MqttError as exc:
+            delay = backoff.next()
+            log.warning(
+                "publish failed (%s); retrying %d reading(s) in %.1fs", exc, len(batch), delay
+            )
+            await asyncio.sleep(delay)
+            continue
+        backoff.reset()
+        await outbox.remove([q.seq for q in batch])
+        log.debug("published %d reading(s) on %s", len(batch), topic)
+
+
+def _fit(batch: list[QueuedReading], gateway_id: str) -> tuple[list[QueuedReading], bytes]:
+    """The longest head of ``batch`` whose message stays within ``MAX_MESSAGE_BYTES``.
+
+    An over-size message is worse than refused: Mosquitto drops the connection, and the
+    session would re-send the same message after every reconnect.
+    """
+    while True:
+        payload = ReadingsMessage(
+            gateway_id=gateway_id, sent_at=datetime.now(UTC), readings=[q.reading for q in batch]
+        ).to_bytes()
+        if len(payload) <= MAX_MESSAGE_BYTES or len(batch) == 1:
+            return batch, payload
+        batch = batch[: len(batch) // 2]

@@ -1,0 +1,3 @@
+from homewatch.cli import app
+
+app(prog_name="homewatch")

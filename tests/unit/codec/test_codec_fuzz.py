@@ -1,0 +1,26 @@
+"""Random bytes into every decoder: a DecodeError or a value that re-encodes to the same bytes."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.codec import DECODERS, DecodeError, decode
+
+
+@pytest.mark.parametrize("characteristic", sorted(DECODERS))
+@given(payload=st.binary(max_size=32))
+def test_random_bytes_never_crash_a_decoder(characteristic: str, payload: bytes) -> None:
+    try:
+        obj = decode(characteristic, payload)
+    except DecodeError as exc:
+        assert exc.characteristic == characteristic
+        assert exc.payload == payload
+        assert exc.reason
+        return
+    assert bytes(obj) == payload  # type: ignore[call-overload]
+
+
+def test_every_supported_characteristic_is_fuzzed() -> None:
+    assert sorted(DECODERS) == ["2A08", "2A2B", "2A35", "2A36", "2A49", "FLOAT", "SFLOAT"]
