@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -34,12 +35,18 @@ app.add_typer(ble_app, name="ble")
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")]
 DatabaseUrl = Annotated[
     str | None,
-    typer.Option(help="PostgreSQL URL [env HOMEWATCH_DATABASE_URL].", show_default=False),
+    typer.Option(help="PostgreSQL URL (env HOMEWATCH_DATABASE_URL).", show_default=False),
 ]
 MqttUrl = Annotated[
     str | None,
-    typer.Option(help="Broker, mqtt://host:port [env HOMEWATCH_MQTT_URL].", show_default=False),
+    typer.Option(help="Broker, mqtt://host:port (env HOMEWATCH_MQTT_URL).", show_default=False),
 ]
+
+
+class EmbeddedBroker(StrEnum):
+    AUTO = "auto"
+    MOSQUITTO = "mosquitto"
+    AMQTT = "amqtt"
 
 
 def _logging(verbose: bool, quiet: bool = False) -> None:
@@ -77,6 +84,12 @@ def demo(
         float, typer.Option(help="Virtual clock: simulated seconds per real second.")
     ] = 3600.0,
     days: Annotated[int, typer.Option(help="The simulation starts this many days ago.")] = 3,
+    embedded_broker: Annotated[
+        EmbeddedBroker,
+        typer.Option(
+            help="Without --mqtt-url: mosquitto if installed (auto), or pure-Python amqtt."
+        ),
+    ] = EmbeddedBroker.AUTO,
     verbose: Verbose = False,
 ) -> None:
     """Run everything in one process tree: broker, database, ingest server with its API,
@@ -93,6 +106,7 @@ def demo(
         api_port=api_port,
         speed=speed,
         days=days,
+        embedded_broker=embedded_broker.value,
     )
     summary = asyncio.run(run_demo(options))
     if json_summary:
@@ -116,12 +130,12 @@ def ingest_run(
     database_url: DatabaseUrl = None,
     mqtt_url: MqttUrl = None,
     api_host: Annotated[
-        str | None, typer.Option(help="API bind address [env HOMEWATCH_API_HOST].")
+        str | None, typer.Option(help="API bind address (env HOMEWATCH_API_HOST).")
     ] = None,
-    api_port: Annotated[int | None, typer.Option(help="API port [env HOMEWATCH_API_PORT].")] = None,
+    api_port: Annotated[int | None, typer.Option(help="API port (env HOMEWATCH_API_PORT).")] = None,
     client_id: Annotated[
         str | None,
-        typer.Option(help="MQTT client id, unique per worker [env HOMEWATCH_CLIENT_ID]."),
+        typer.Option(help="MQTT client id, unique per worker (env HOMEWATCH_CLIENT_ID)."),
     ] = None,
     verbose: Verbose = False,
 ) -> None:
@@ -146,10 +160,10 @@ def ingest_run(
 def gateway_run(
     mqtt_url: MqttUrl = None,
     gateway_id: Annotated[
-        str | None, typer.Option(help="This gateway's id [env HOMEWATCH_GATEWAY_GATEWAY_ID].")
+        str | None, typer.Option(help="This gateway's id (env HOMEWATCH_GATEWAY_GATEWAY_ID).")
     ] = None,
     outbox: Annotated[
-        Path | None, typer.Option(help="Outbox file [env HOMEWATCH_GATEWAY_OUTBOX_PATH].")
+        Path | None, typer.Option(help="Outbox file (env HOMEWATCH_GATEWAY_OUTBOX_PATH).")
     ] = None,
     ble_transport: Annotated[
         str | None,

@@ -31,7 +31,7 @@ from gateway.ble import BleBackends
 from gateway.bleak_bumble import BumbleCentral
 from gateway.service import Gateway
 from gateway.settings import GatewaySettings
-from homewatch.embedded.broker import BrokerEndpoint, embedded_broker
+from homewatch.embedded.broker import BrokerEndpoint, EmbeddedBrokerKind, embedded_broker
 from homewatch.embedded.database import embedded_postgres
 from homewatch.wire import BloodPressureReading, serial_device_key
 from ingest_server import store
@@ -55,6 +55,7 @@ class DemoOptions:
     api_port: int = 8000
     speed: float = 3600.0
     days: int = 3
+    embedded_broker: EmbeddedBrokerKind = "auto"
 
 
 class Narrator:
@@ -109,7 +110,7 @@ async def run_demo(options: DemoOptions) -> dict[str, Any]:
     narrator = Narrator(sys.stderr if options.json_summary else sys.stdout)
     run_id = uuid.uuid4().hex[:8]
     async with contextlib.AsyncExitStack() as stack:
-        broker = await stack.enter_async_context(_broker(options.mqtt_url))
+        broker = await stack.enter_async_context(_broker(options))
         database_url = options.database_url or await stack.enter_async_context(embedded_postgres())
         narrator.say(
             "demo",
@@ -185,14 +186,14 @@ async def run_demo(options: DemoOptions) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def _broker(url: str | None) -> AsyncIterator[BrokerEndpoint]:
-    if url:
+async def _broker(options: DemoOptions) -> AsyncIterator[BrokerEndpoint]:
+    if options.mqtt_url:
         from gateway.mqtt import parse_mqtt_url
 
-        host, port = parse_mqtt_url(url)
+        host, port = parse_mqtt_url(options.mqtt_url)
         yield BrokerEndpoint(host, port)
     else:
-        async with embedded_broker() as endpoint:
+        async with embedded_broker(options.embedded_broker) as endpoint:
             yield endpoint
 
 

@@ -196,13 +196,20 @@ async def running_amqtt(port: int | None = None) -> AsyncIterator[BrokerEndpoint
         await broker.shutdown()
 
 
+EmbeddedBrokerKind = Literal["auto", "mosquitto", "amqtt"]
+
+
 @contextlib.asynccontextmanager
-async def embedded_broker() -> AsyncIterator[BrokerEndpoint]:
+async def embedded_broker(kind: EmbeddedBrokerKind = "auto") -> AsyncIterator[BrokerEndpoint]:
     """Mosquitto when installed (MQTT 5, the project's config), otherwise amqtt."""
-    if shutil.which("mosquitto") or _debian_binary():
+    use_mosquitto = kind == "mosquitto" or (
+        kind == "auto" and (shutil.which("mosquitto") or _debian_binary())
+    )
+    if use_mosquitto:
         async with running_mosquitto() as broker:
             yield broker.endpoint
     else:
-        log.warning("no mosquitto binary found: falling back to amqtt (MQTT 3.1.1, slower)")
+        if kind == "auto":
+            log.warning("no mosquitto binary found: falling back to amqtt (MQTT 3.1.1, slower)")
         async with running_amqtt() as endpoint:
             yield endpoint
