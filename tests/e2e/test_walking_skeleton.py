@@ -10,7 +10,6 @@ import inspect
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import paho.mqtt.client as paho
 import psycopg
 import pytest
 
@@ -25,6 +24,7 @@ from homewatch.wire import ReadingsMessage, readings_topic, serial_device_key
 from ingest_server import store
 from ingest_server.service import IngestService
 from ingest_server.settings import IngestSettings
+from tests.fixtures.mqtt import MqttTap
 
 pytestmark = pytest.mark.e2e
 
@@ -46,30 +46,6 @@ async def eventually(check, timeout: float = WAIT, interval: float = 0.1):
             await asyncio.sleep(interval)
 
 
-class Tap:
-    """A non-shared subscription that sees a copy of every message the gateway publishes."""
-
-    def __init__(self, endpoint, topic: str) -> None:
-        loop = asyncio.get_running_loop()
-        self.messages: list[bytes] = []
-        self.subscribed = asyncio.Event()
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
-        self.client.on_subscribe = lambda *_: loop.call_soon_threadsafe(self.subscribed.set)
-        self.client.on_message = lambda c, u, m: loop.call_soon_threadsafe(
-            self.messages.append, m.payload
-        )
-        self.client.connect(endpoint.host, endpoint.port)
-        self.client.loop_start()
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(10)
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
 @pytest.fixture
 async def system(database_url, mqtt_broker, topic_root, tmp_path):
     """Two patients with bound cuffs, the ingest service, the gateway, on one virtual radio."""
@@ -80,7 +56,7 @@ async def system(database_url, mqtt_broker, topic_root, tmp_path):
             await store.bind_device(conn, key, patient_id, MEASURED - timedelta(days=1))
 
     topic = readings_topic("gw-e2e", topic_root)
-    tap = Tap(mqtt_broker, topic)
+    tap = MqttTap(mqtt_broker, topic)
     await asyncio.wait_for(tap.subscribed.wait(), 10)
     ingest_settings = IngestSettings(
         database_url=database_url,

@@ -1,30 +1,9 @@
 """The outbox on a real SQLite file: durable, ordered, duplicate-free."""
 
 import sqlite3
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
-from device_simulators.patients import Measurement
-from gateway.codec import BloodPressureMeasurement
 from gateway.outbox import Outbox
-from gateway.readings import blood_pressure_reading
-from homewatch.wire import DeviceIdentity
-
-DEVICE = DeviceIdentity(
-    address="C0:5A:00:00:00:01", manufacturer="Acme", model="BP-1", serial_number="S1"
-)
-T0 = datetime(2026, 11, 20, 7, 0, tzinfo=UTC)
-
-
-def make_reading(i: int):
-    raw = Measurement(T0 + timedelta(minutes=i), 120 + i, 80, 70).encode()
-    return blood_pressure_reading(
-        BloodPressureMeasurement.from_bytes(raw),
-        raw,
-        DEVICE,
-        T0 + timedelta(hours=1),
-        ZoneInfo("UTC"),
-    )
+from tests.integration.gateway.gateway_support import T0, make_reading
 
 
 async def test_readings_survive_reopen_in_order_and_leave_only_when_removed(tmp_path):

@@ -2,62 +2,25 @@
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
-import paho.mqtt.client as paho
 import pytest
 
-from device_simulators.patients import Measurement
 from gateway.backoff import Backoff
-from gateway.codec import BloodPressureMeasurement
 from gateway.forwarder import forward_forever
 from gateway.mqtt import MqttPublisher, PublishFailed, PublishRefused
 from gateway.outbox import Outbox
-from gateway.readings import blood_pressure_reading
 from homewatch.embedded.broker import Mosquitto
-from homewatch.wire import DeviceIdentity, ReadingsMessage, readings_topic
-
-DEVICE = DeviceIdentity(
-    address="C0:5A:00:00:00:01", manufacturer="Acme", model="BP-1", serial_number="S1"
-)
-T0 = datetime(2026, 11, 20, 7, 0, tzinfo=UTC)
-
-
-def make_reading(i: int):
-    raw = Measurement(T0 + timedelta(minutes=i), 120 + i, 80, 70).encode()
-    return blood_pressure_reading(
-        BloodPressureMeasurement.from_bytes(raw), raw, DEVICE, T0, ZoneInfo("UTC")
-    )
-
-
-class Subscriber:
-    """A plain paho subscriber collecting what arrives on a topic."""
-
-    def __init__(self, endpoint, topic: str) -> None:
-        self.messages: list[bytes] = []
-        self.ready = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-        self.client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
-        self.client.on_subscribe = lambda *_: loop.call_soon_threadsafe(self.ready.set)
-        self.client.on_message = lambda c, u, m: loop.call_soon_threadsafe(
-            self.messages.append, m.payload
-        )
-        self.client.connect(endpoint.host, endpoint.port)
-        self.client.loop_start()
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
+from homewatch.wire import ReadingsMessage, readings_topic
+from tests.fixtures.mqtt import MqttTap
+from tests.integration.gateway.gateway_support import T0, make_reading
 
 
 async def test_forwarder_publishes_the_outbox_in_order_and_empties_it(
     tmp_path, mqtt_broker, topic_root
 ):
     topic = readings_topic("gw-1", topic_root)
-    sub = Subscriber(mqtt_broker, topic)
-    await asyncio.wait_for(sub.ready.wait(), 5)
+    sub = MqttTap(mqtt_broker, topic)
+    await asyncio.wait_for(sub.subscribed.wait(), 5)
     readings = [make_reading(i) for i in range(7)]
     async with (
         Outbox(tmp_path / "o.sqlite3") as outbox,

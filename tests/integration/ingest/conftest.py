@@ -4,7 +4,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from homewatch.embedded.broker import BrokerEndpoint
 from ingest_server import db
+from ingest_server.settings import IngestSettings
+from tests.integration.ingest.ingest_support import ingest_settings, unique
+
+
+@pytest.fixture
+def settings(database_url: str, mqtt_broker: BrokerEndpoint, topic_root: str) -> IngestSettings:
+    # A root of the test's own: persistent sessions of earlier tests' consumers never share it.
+    return ingest_settings(database_url, mqtt_broker.url, f"{topic_root}/{unique('t')}")
 
 
 @pytest.fixture

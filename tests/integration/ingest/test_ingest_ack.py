@@ -20,7 +20,6 @@ from tests.fixtures.postgres import database_url_for
 from tests.integration.ingest.ingest_support import (
     bp_reading,
     device,
-    ingest_settings,
     message,
     minutes_ago,
     publish,
@@ -29,11 +28,6 @@ from tests.integration.ingest.ingest_support import (
     unique,
     wait_until,
 )
-
-
-@pytest.fixture
-def settings(database_url: str, mqtt_broker: BrokerEndpoint, topic_root: str) -> IngestSettings:
-    return ingest_settings(database_url, mqtt_broker.url, f"{topic_root}/{unique('t')}")
 
 
 @pytest.fixture

@@ -28,11 +28,6 @@ from tests.integration.ingest.ingest_support import (
 )
 
 
-@pytest.fixture
-def settings(database_url: str, mqtt_broker: BrokerEndpoint, topic_root: str) -> IngestSettings:
-    return ingest_settings(database_url, mqtt_broker.url, f"{topic_root}/{unique('t')}")
-
-
 def _access_rows(database_url: str, patient_id: str) -> list[tuple[str, str, str | None]]:
     return query(
         database_url,

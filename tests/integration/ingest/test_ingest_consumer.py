@@ -16,7 +16,6 @@ from ingest_server.store import StoreResult
 from tests.integration.ingest.ingest_support import (
     bp_reading,
     device,
-    ingest_settings,
     message,
     minutes_ago,
     publish,
@@ -25,12 +24,6 @@ from tests.integration.ingest.ingest_support import (
     unique,
     wait_until,
 )
-
-
-@pytest.fixture
-def settings(database_url: str, mqtt_broker: BrokerEndpoint, topic_root: str) -> IngestSettings:
-    # A root of the test's own: persistent sessions of earlier tests' consumers never share it.
-    return ingest_settings(database_url, mqtt_broker.url, f"{topic_root}/{unique('t')}")
 
 
 @pytest.fixture
