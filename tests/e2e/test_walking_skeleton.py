@@ -154,3 +154,23 @@ async def test_crisis_reading_raises_one_alert_normal_reading_none_and_duplicate
 
 async def test_unknown_patient_is_404(system):
     assert (await system["api"].get("/patients/nobody/readings")).status_code == 404
+
+
+async def test_malformed_measurement_is_kept_aside_and_the_next_one_gets_through(system):
+    """A cuff that sends garbage: the gateway counts it, keeps it with its reason (never
+    publishes it) and goes on; the valid measurement after it is stored."""
+    gateway = system["gateway"]
+    cuff = system["cuffs"]["E2E-0002"]
+    await cuff.measure(bytes.fromhex("1e780050005d00e807"))  # truncated inside the time stamp
+    later = Measurement(MEASURED + timedelta(minutes=30), 131, 84, 70)
+    await cuff.measure(later.encode())
+
+    async def stored():
+        rows = (await system["api"].get("/patients/p-normal/readings")).json()
+        return [r for r in rows if r["systolic"] == 131]
+
+    [row] = await eventually(stored)
+    assert row["diastolic"] == 84
+    assert gateway.counters.decode_errors == 1
+    assert await gateway.outbox.rejected_count() == 1
+    assert system["ingest"].consumer.stats.quarantined == 0  # garbage never left the gateway
