@@ -141,7 +141,9 @@ async def read_identity(client: BleakClient, address: str) -> DeviceIdentity:
         except (BleakError, TimeoutError) as exc:
             log.warning("%s: cannot read %s: %s", address, name, exc)
             continue
-        text = bytes(raw).decode("utf-8", errors="replace").rstrip("\x00").strip()
+        # Devices pad with NULs and worse: keep the printable text (the wire contract requires it).
+        text = "".join(c for c in bytes(raw).decode("utf-8", errors="replace") if c.isprintable())
+        text = text.strip()
         if text:
             fields[name] = text[:64]
     return DeviceIdentity(address=address, **fields)

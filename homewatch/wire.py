@@ -28,6 +28,8 @@ MAX_READINGS_PER_MESSAGE = 500
 MAX_MESSAGE_BYTES = 256 * 1024
 
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
+#: What a device says about itself (Device Information strings): printable text only.
+DeviceText = Annotated[str, Field(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 # ``root`` lets one broker carry several independent deployments (or test modules) side by side.
@@ -60,11 +62,11 @@ class _Strict(BaseModel):
 class DeviceIdentity(_Strict):
     """Who measured: what the Device Information service and the radio told the gateway."""
 
-    address: str = Field(min_length=1, max_length=64)
-    manufacturer: str | None = Field(default=None, max_length=64)
-    model: str | None = Field(default=None, max_length=64)
-    serial_number: str | None = Field(default=None, max_length=64)
-    firmware_revision: str | None = Field(default=None, max_length=64)
+    address: Annotated[DeviceText, Field(min_length=1)]
+    manufacturer: DeviceText | None = None
+    model: DeviceText | None = None
+    serial_number: DeviceText | None = None
+    firmware_revision: DeviceText | None = None
 
     @property
     def device_key(self) -> str:

@@ -56,6 +56,7 @@ def test_message_carries_schema_version():
         lambda m: m["readings"][0]["values"]["systolic"].update(unit="kPa"),  # wrong unit
         lambda m: m["readings"][0].update(kind="glucose"),
         lambda m: m.update(gateway_id="a/b"),
+        lambda m: m["readings"][0]["device"].update(serial_number="12\x003"),
     ],
     ids=[
         "schema-version",
@@ -65,6 +66,7 @@ def test_message_carries_schema_version():
         "wrong-unit",
         "unknown-kind",
         "bad-gateway-id",
+        "control-character",
     ],
 )
 def test_off_contract_messages_are_rejected(mutate):
