@@ -161,14 +161,15 @@ async def test_bad_messages_are_quarantined_and_the_consumer_goes_on(
     ) == [(1,)]
 
 
-async def test_text_the_database_refuses_is_quarantined(
+async def test_control_characters_in_device_text_are_quarantined(
     running: tuple[Consumer, list[StoreResult]],
     settings: IngestSettings,
     mqtt_broker: BrokerEndpoint,
     pool: db.Pool,
     database_url: str,
 ) -> None:
-    # Valid on the wire, but PostgreSQL text cannot hold a NUL character.
+    # PostgreSQL text cannot hold a NUL character: the wire contract refuses control characters
+    # in device strings, so such a message is quarantined as invalid, byte-exact.
     consumer, results = running
     _, cuff = await _bound_cuff(pool)
     nul_cuff = cuff.model_copy(update={"firmware_revision": "1.0\x00evil"})
@@ -180,9 +181,9 @@ async def test_text_the_database_refuses_is_quarantined(
         payload,
     )
     await wait_until(lambda: consumer.stats.acked == 1, what="the message acknowledged")
-    assert [r.quarantine_reason for r in results] == ["rejected by database"]
+    assert [r.quarantine_reason for r in results] == ["invalid message"]
     assert query(database_url, "SELECT reason FROM quarantine WHERE payload = %s", (payload,)) == [
-        ("rejected by database",)
+        ("invalid message",)
     ]
 
 
