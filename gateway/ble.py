@@ -5,8 +5,9 @@ hardware and on the bumble backend with simulators (``backend=`` chooses)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -29,6 +30,14 @@ _DIS_FIELDS = {
     "model": uuids.uuid128(uuids.MODEL_NUMBER),
     "serial_number": uuids.uuid128(uuids.SERIAL_NUMBER),
     "firmware_revision": uuids.uuid128(uuids.FIRMWARE_REVISION),
+}
+#: The SIG health services the gateway knows: what `homewatch gateway scan` looks for.
+HEALTH_SERVICES = {
+    uuids.uuid128(uuids.BLOOD_PRESSURE_SERVICE): "blood pressure",
+    uuids.uuid128(uuids.GLUCOSE_SERVICE): "glucose",
+    uuids.uuid128(0x181D): "weight scale",
+    uuids.uuid128(0x1822): "pulse oximeter",
+    uuids.uuid128(0x1809): "health thermometer",
 }
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 10.0
@@ -53,6 +62,47 @@ class BleBackends:
 
     scanner: type[BaseBleakScanner] | None = None
     client: type[BaseBleakClient] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SeenDevice:
+    name: str | None
+    address: str
+    services: tuple[str, ...]  # names of the health services it advertises
+    rssi: int
+
+
+@contextlib.asynccontextmanager
+async def open_backends(ble_transport: str | None) -> AsyncIterator[BleBackends]:
+    """The platform's Bluetooth (None), or a bumble controller behind a transport spec such as
+    ``tcp-client:127.0.0.1:9001`` (simulated devices in another process)."""
+    if ble_transport is None:
+        yield BleBackends()
+        return
+    from gateway.bleak_bumble import BumbleCentral  # only when asked for: bumble is heavy
+
+    async with BumbleCentral.from_transport(ble_transport) as central:
+        yield BleBackends(central.scanner_backend, central.client_backend)
+
+
+async def scan_health_devices(backends: BleBackends, duration: float) -> list[SeenDevice]:
+    """Health devices advertising nearby, strongest signal first."""
+    found = await BleakScanner.discover(
+        timeout=duration,
+        return_adv=True,
+        service_uuids=list(HEALTH_SERVICES),
+        backend=backends.scanner,
+    )
+    seen = [
+        SeenDevice(
+            name=adv.local_name or device.name,
+            address=device.address,
+            services=tuple(HEALTH_SERVICES[u] for u in adv.service_uuids if u in HEALTH_SERVICES),
+            rssi=adv.rssi,
+        )
+        for device, adv in found.values()
+    ]
+    return sorted(seen, key=lambda d: -d.rssi)
 
 
 async def watch_cuffs(backends: BleBackends, on_received: OnReceived, *, backoff: Backoff) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from gateway.backoff import Backoff
-from gateway.ble import BleBackends, Received, watch_cuffs
+from gateway.ble import BleBackends, Received, open_backends, watch_cuffs
 from gateway.codec import BloodPressureMeasurement, DecodeError
 from gateway.forwarder import forward_forever
 from gateway.mqtt import MqttPublisher
@@ -85,13 +85,9 @@ class Gateway:
     async def _ble_backends(self) -> AsyncIterator[BleBackends]:
         if self._backends is not None:
             yield self._backends
-        elif self.settings.ble_transport:
-            from gateway.bleak_bumble import BumbleCentral
-
-            async with BumbleCentral.from_transport(self.settings.ble_transport) as central:
-                yield BleBackends(central.scanner_backend, central.client_backend)
         else:
-            yield BleBackends()  # the platform's Bluetooth stack
+            async with open_backends(self.settings.ble_transport) as backends:
+                yield backends
 
     async def _handle(self, received: Received) -> None:
         self.counters.received += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -32,6 +33,13 @@ app.add_typer(sim_app, name="sim")
 app.add_typer(db_app, name="db")
 app.add_typer(ble_app, name="ble")
 
+BleTransport = Annotated[
+    str | None,
+    typer.Option(
+        help="bumble transport for simulated devices, e.g. tcp-client:127.0.0.1:9001"
+        " (default: the platform's Bluetooth, BlueZ)."
+    ),
+]
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log at DEBUG level.")]
 DatabaseUrl = Annotated[
     str | None,
@@ -165,13 +173,7 @@ def gateway_run(
     outbox: Annotated[
         Path | None, typer.Option(help="Outbox file (env HOMEWATCH_GATEWAY_OUTBOX_PATH).")
     ] = None,
-    ble_transport: Annotated[
-        str | None,
-        typer.Option(
-            help="bumble transport for simulated devices, e.g. tcp-client:127.0.0.1:9001"
-            " (default: BlueZ)."
-        ),
-    ] = None,
+    ble_transport: BleTransport = None,
     verbose: Verbose = False,
 ) -> None:
     """Read BLE cuffs and forward their measurements over MQTT."""
@@ -188,6 +190,32 @@ def gateway_run(
         )
     )
     _run_until_interrupted(Gateway(settings).run())
+
+
+@gateway_app.command("scan")
+def gateway_scan(
+    duration: Annotated[float, typer.Option(help="Seconds to listen.")] = 5.0,
+    ble_transport: BleTransport = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="One JSON array instead of a table.")
+    ] = False,
+) -> None:
+    """List nearby health devices: name, address, services, RSSI."""
+    from gateway.ble import open_backends, scan_health_devices
+
+    async def scan() -> list:
+        async with open_backends(ble_transport) as backends:
+            return await scan_health_devices(backends, duration)
+
+    _logging(verbose=False, quiet=True)
+    devices = asyncio.run(scan())
+    if json_output:
+        typer.echo(json.dumps([dataclasses.asdict(d) for d in devices], indent=2))
+        return
+    for d in devices:
+        typer.echo(f"{d.address}  {d.rssi:>4} dBm  {d.name or '?':<20}  {', '.join(d.services)}")
+    if not devices:
+        typer.echo("no health devices found", err=True)
 
 
 @sim_app.command("run")
@@ -229,7 +257,7 @@ def ble_decode(
         decoded = decode(characteristic, data)
     except DecodeError as exc:
         typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2) from None
     typer.echo(json.dumps(to_jsonable(decoded), indent=2))
 
 
