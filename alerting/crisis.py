@@ -89,6 +89,7 @@ def evaluate_crisis(
             },
         },
         observed_at=latest.measured_at,
+        started_at=episode[0].measured_at,
     )
 
 

@@ -31,4 +31,11 @@ class AlertDecision:
     title: str
     explanation: str
     evidence: dict[str, Any]
+    #: Time of the newest reading in the evidence.
     observed_at: datetime
+    #: Time of the oldest reading in the evidence (None: the same as ``observed_at``).
+    started_at: datetime | None = None
+
+    @property
+    def first_evidence_at(self) -> datetime:
+        return self.started_at or self.observed_at

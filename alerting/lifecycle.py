@@ -39,13 +39,17 @@ def merge(existing: OpenAlert | None, decision: AlertDecision) -> OpenAlert:
             explanation=decision.explanation,
             evidence=decision.evidence,
             occurrences=1,
-            first_seen_at=decision.observed_at,
+            first_seen_at=decision.first_evidence_at,
             last_seen_at=decision.observed_at,
         )
     if existing.rule_id != decision.rule_id:
         raise ValueError(f"cannot merge {decision.rule_id!r} into an alert of {existing.rule_id!r}")
-    reading_ids = list(existing.evidence.get("reading_ids", []))
-    reading_ids += [r for r in decision.evidence.get("reading_ids", []) if r not in reading_ids]
+    # The decision's readings come in time order and, for the same episode, include the earlier
+    # ones: put them last, so that readings processed out of order still read in time order.
+    new_ids = list(decision.evidence.get("reading_ids", []))
+    reading_ids = [
+        r for r in existing.evidence.get("reading_ids", []) if r not in new_ids
+    ] + new_ids
     worse = decision.severity >= existing.severity
     return replace(
         existing,
@@ -55,6 +59,6 @@ def merge(existing: OpenAlert | None, decision: AlertDecision) -> OpenAlert:
         explanation=decision.explanation if worse else existing.explanation,
         evidence={**decision.evidence, "reading_ids": reading_ids},
         occurrences=existing.occurrences + 1,
-        first_seen_at=min(existing.first_seen_at, decision.observed_at),
+        first_seen_at=min(existing.first_seen_at, decision.first_evidence_at),
         last_seen_at=max(existing.last_seen_at, decision.observed_at),
     )

@@ -35,9 +35,9 @@ _DIS_FIELDS = {
 HEALTH_SERVICES = {
     uuids.uuid128(uuids.BLOOD_PRESSURE_SERVICE): "blood pressure",
     uuids.uuid128(uuids.GLUCOSE_SERVICE): "glucose",
-    uuids.uuid128(0x181D): "weight scale",
-    uuids.uuid128(0x1822): "pulse oximeter",
-    uuids.uuid128(0x1809): "health thermometer",
+    uuids.uuid128(uuids.WEIGHT_SCALE_SERVICE): "weight scale",
+    uuids.uuid128(uuids.PULSE_OXIMETER_SERVICE): "pulse oximeter",
+    uuids.uuid128(uuids.HEALTH_THERMOMETER_SERVICE): "health thermometer",
 }
 CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 10.0

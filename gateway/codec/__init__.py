@@ -1,4 +1,4 @@
-"""GATT codecs: pure decode/encode of the characteristic values homewatch reads (SPEC.md 1-3).
+"""GATT codecs: pure decode/encode of the characteristic values homewatch reads (SPEC.md 1-5).
 
 ``decode(characteristic, data)`` is the one entry point by name; the payload classes
 (``BloodPressureMeasurement.from_bytes`` / ``bytes(obj)``) are the typed one. Nothing here does I/O.
@@ -23,6 +23,34 @@ from .blood_pressure import (
 )
 from .date_time import AdjustReason, CurrentTime, DateTime, DayOfWeek
 from .errors import CodecError, DecodeError, EncodeError
+from .glucose import (
+    KG_PER_L_TO_MG_PER_DL,
+    MMOL_PER_L_TO_MG_PER_DL,
+    MOL_PER_L_TO_MMOL_PER_L,
+    GlucoseFeature,
+    GlucoseFeatureFlag,
+    GlucoseFlags,
+    GlucoseMeasurement,
+    GlucoseType,
+    GlucoseUnit,
+    SampleLocation,
+    SensorStatus,
+    SensorStatusFlag,
+)
+from .glucose_context import (
+    Carbohydrate,
+    CarbohydrateId,
+    ContextFlags,
+    Exercise,
+    GlucoseMeasurementContext,
+    Health,
+    Meal,
+    Medication,
+    MedicationId,
+    MedicationUnit,
+    SampleTester,
+    SampleTesterHealth,
+)
 from .ieee11073 import (
     Float32,
     MedFloat,
@@ -34,7 +62,22 @@ from .ieee11073 import (
     encode_sfloat,
 )
 from .jsonable import to_jsonable
+from .pulse_oximeter import PlxSpotCheckMeasurement
+from .racp import (
+    RacpFilterType,
+    RacpMessage,
+    RacpOpCode,
+    RacpOperator,
+    RacpRecordCount,
+    RacpRequest,
+    RacpResponse,
+    RacpResponseValue,
+    RecordFilter,
+    decode_racp,
+)
+from .thermometer import TemperatureMeasurement
 from .uuids import parse_uuid16, uuid128
+from .weight_scale import WeightMeasurement
 
 #: Registry key -> decoder. Keys are what ``DecodeError.characteristic`` carries.
 DECODERS: dict[str, Callable[[bytes], object]] = {
@@ -45,6 +88,13 @@ DECODERS: dict[str, Callable[[bytes], object]] = {
     "2A35": BloodPressureMeasurement.from_bytes,
     "2A36": IntermediateCuffPressure.from_bytes,
     "2A49": BloodPressureFeature.from_bytes,
+    "2A18": GlucoseMeasurement.from_bytes,
+    "2A34": GlucoseMeasurementContext.from_bytes,
+    "2A51": GlucoseFeature.from_bytes,
+    "2A52": decode_racp,
+    "2A1C": TemperatureMeasurement.from_bytes,
+    "2A5E": PlxSpotCheckMeasurement.from_bytes,
+    "2A9D": WeightMeasurement.from_bytes,
 }
 
 
@@ -71,7 +121,10 @@ def decode(characteristic: str, data: bytes) -> object:
 
 __all__ = [
     "DECODERS",
+    "KG_PER_L_TO_MG_PER_DL",
     "KPA_TO_MMHG",
+    "MMOL_PER_L_TO_MG_PER_DL",
+    "MOL_PER_L_TO_MMOL_PER_L",
     "UNKNOWN_USER",
     "AdjustReason",
     "BloodPressureFeature",
@@ -79,23 +132,57 @@ __all__ = [
     "BloodPressureFlags",
     "BloodPressureMeasurement",
     "BloodPressureMmHg",
+    "Carbohydrate",
+    "CarbohydrateId",
     "CodecError",
+    "ContextFlags",
     "CurrentTime",
     "DateTime",
     "DayOfWeek",
     "DecodeError",
     "EncodeError",
+    "Exercise",
     "Float32",
+    "GlucoseFeature",
+    "GlucoseFeatureFlag",
+    "GlucoseFlags",
+    "GlucoseMeasurement",
+    "GlucoseMeasurementContext",
+    "GlucoseType",
+    "GlucoseUnit",
+    "Health",
     "IntermediateCuffPressure",
+    "Meal",
     "MeasurementStatus",
     "MedFloat",
+    "Medication",
+    "MedicationId",
+    "MedicationUnit",
+    "PlxSpotCheckMeasurement",
     "PressureUnit",
     "PulseRateRange",
+    "RacpFilterType",
+    "RacpMessage",
+    "RacpOpCode",
+    "RacpOperator",
+    "RacpRecordCount",
+    "RacpRequest",
+    "RacpResponse",
+    "RacpResponseValue",
+    "RecordFilter",
     "SFloat",
+    "SampleLocation",
+    "SampleTester",
+    "SampleTesterHealth",
+    "SensorStatus",
+    "SensorStatusFlag",
     "SpecialValue",
+    "TemperatureMeasurement",
+    "WeightMeasurement",
     "characteristic_key",
     "decode",
     "decode_float",
+    "decode_racp",
     "decode_sfloat",
     "encode_float",
     "encode_sfloat",

@@ -6,6 +6,7 @@ appear only when they carry something.
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_EVEN, Decimal
 from functools import singledispatch
 from typing import Any
 
@@ -18,7 +19,10 @@ from .blood_pressure import (
 )
 from .bp_layout import BloodPressureLayout
 from .date_time import CurrentTime, DateTime
+from .glucose import GlucoseFeature, GlucoseMeasurement, GlucoseUnit, SensorStatus
+from .glucose_context import GlucoseMeasurementContext
 from .ieee11073 import MedFloat
+from .racp import RacpRecordCount, RacpRequest, RacpResponse
 
 
 @singledispatch
@@ -130,3 +134,151 @@ def _(obj: BloodPressureFeature) -> dict[str, Any]:
     if obj.reserved_bits:
         out["reserved_bits_set"] = f"0x{obj.reserved_bits:04X}"
     return out
+
+
+# -- Glucose Service (SPEC 4) and RACP (SPEC 5) ---------------------------------------------------
+def _rounded(value: Decimal, places: str) -> float:
+    return float(value.quantize(Decimal(places), rounding=ROUND_HALF_EVEN))
+
+
+@to_jsonable.register
+def _(obj: SensorStatus) -> dict[str, Any]:
+    return {
+        "raw": f"0x{obj.raw:04X}",
+        "set": list(obj.set_names),
+        "reserved_bits_set": bool(obj.reserved_bits),
+    }
+
+
+UNITS_WITHOUT_CONCENTRATION = (
+    "units bit set but concentration not present (bit1=0): units bit is meaningless"
+)
+
+
+@to_jsonable.register
+def _(obj: GlucoseMeasurement) -> dict[str, Any]:
+    """Exact conversions are plain keys; those through 18.016 mg/dL per mmol/L end in ``_approx``
+    (mmol/L to 2 decimals, mg/dL to 1)."""
+    out: dict[str, Any] = {"flags": f"0x{int(obj.flags):02X}"}
+    if obj.reserved_flags:
+        out["reserved_flag_bits_set"] = f"0x{obj.reserved_flags:02X}"
+    out["sequence_number"] = obj.sequence_number
+    out["base_time"] = to_jsonable(obj.base_time)
+    if obj.time_offset is not None:
+        out["time_offset_min"] = obj.time_offset
+    device_time = obj.measured_at_device()
+    out["user_facing_time"] = None if device_time is None else device_time.isoformat()
+    if obj.concentration is not None:
+        assert obj.sample_type is not None and obj.sample_location is not None
+        out["concentration"] = to_jsonable(obj.concentration)
+        out["concentration_unit"] = obj.unit.label
+        mg_dl = obj.concentration_mg_per_dl_exact()
+        mmol_l = obj.concentration_mmol_per_l_exact()
+        if mg_dl is not None and mmol_l is not None:
+            if obj.unit is GlucoseUnit.KG_PER_L:
+                out["concentration_mg_dL"] = float(mg_dl)
+                out["concentration_mmol_L_approx"] = _rounded(mmol_l, "0.01")
+            else:
+                out["concentration_mmol_L"] = float(mmol_l)
+                out["concentration_mg_dL_approx"] = _rounded(mg_dl, "0.1")
+        out["type"] = int(obj.sample_type)
+        out["type_text"] = obj.sample_type.text
+        out["sample_location"] = int(obj.sample_location)
+        out["sample_location_text"] = obj.sample_location.text
+    elif obj.unit is GlucoseUnit.MOL_PER_L:
+        out["note"] = UNITS_WITHOUT_CONCENTRATION
+    if obj.sensor_status is not None:
+        out["sensor_status_annunciation"] = to_jsonable(obj.sensor_status)
+    out["context_information_follows"] = obj.context_follows
+    if obj.trailing_bytes:
+        out["trailing_bytes"] = obj.trailing_bytes.hex()
+    return out
+
+
+@to_jsonable.register
+def _(obj: GlucoseMeasurementContext) -> dict[str, Any]:
+    """``trailing_bytes`` is a count here, as in the vectors (2A34-02), with the bytes beside it."""
+    out: dict[str, Any] = {
+        "flags": f"0x{int(obj.flags):02X}",
+        "sequence_number": obj.sequence_number,
+    }
+    if obj.extended_flags is not None:
+        out["extended_flags"] = f"0x{obj.extended_flags:02X}"
+    if obj.carbohydrate is not None:
+        out["carbohydrate_id"] = int(obj.carbohydrate.id)
+        out["carbohydrate_id_text"] = obj.carbohydrate.id.text
+        out["carbohydrate"] = to_jsonable(obj.carbohydrate.kilograms)
+        out["carbohydrate_unit"] = "kg"
+    if obj.meal is not None:
+        out["meal"] = int(obj.meal)
+        out["meal_text"] = obj.meal.text
+    if obj.tester_health is not None:
+        tester, health = obj.tester_health.tester, obj.tester_health.health
+        out.update(
+            tester=int(tester), tester_text=tester.text, health=int(health), health_text=health.text
+        )
+    if obj.exercise is not None:
+        out["exercise_duration_s"] = obj.exercise.duration_s
+        if obj.exercise.overrun:
+            out["exercise_duration_text"] = "overrun"
+        out["exercise_intensity_pct"] = obj.exercise.intensity_pct
+    if obj.medication is not None:
+        out["medication_id"] = int(obj.medication.id)
+        out["medication_id_text"] = obj.medication.id.text
+        out["medication"] = to_jsonable(obj.medication.amount)
+        out["medication_unit"] = obj.medication_unit.label
+    if obj.hba1c_pct is not None:
+        out["hba1c_pct"] = to_jsonable(obj.hba1c_pct)
+    if obj.trailing_bytes:
+        out["trailing_bytes"] = len(obj.trailing_bytes)
+        out["trailing_bytes_hex"] = obj.trailing_bytes.hex()
+    return out
+
+
+@to_jsonable.register
+def _(obj: GlucoseFeature) -> dict[str, Any]:
+    out: dict[str, Any] = {"raw": f"0x{int(obj.features):04X}", "supported": list(obj.supported)}
+    if obj.reserved_bits:
+        out["reserved_bits_set"] = f"0x{obj.reserved_bits:04X}"
+    return out
+
+
+def _racp_head(op_code: Any, operator: Any) -> dict[str, Any]:
+    return {
+        "op_code": int(op_code),
+        "op_code_text": op_code.text,
+        "operator": int(operator),
+        "operator_text": operator.text,
+    }
+
+
+@to_jsonable.register
+def _(obj: RacpRequest) -> dict[str, Any]:
+    out = _racp_head(obj.op_code, obj.operator)
+    if obj.filter is not None:
+        out["filter_type"] = int(obj.filter.filter_type)
+        out["filter_type_text"] = obj.filter.filter_type.text
+        values = [v if isinstance(v, int) else to_jsonable(v) for v in obj.filter.values]
+        if len(values) == 1:
+            out["operand"] = values[0]
+        elif values:
+            out["operand"] = values
+    if obj.operand_bytes:
+        out["operand_bytes"] = obj.operand_bytes.hex()
+    return out
+
+
+@to_jsonable.register
+def _(obj: RacpRecordCount) -> dict[str, Any]:
+    return {**_racp_head(obj.op_code, obj.operator), "number_of_records": obj.number_of_records}
+
+
+@to_jsonable.register
+def _(obj: RacpResponse) -> dict[str, Any]:
+    return {
+        **_racp_head(obj.op_code, obj.operator),
+        "request_op_code": int(obj.request_op_code),
+        "request_op_code_text": obj.request_op_code.text,
+        "response_code": int(obj.response_code),
+        "response_code_text": obj.response_code.text,
+    }

@@ -130,3 +130,12 @@ def test_only_new_evidence_fires_the_rule():
     # A confirming re-measurement is new evidence for the same episode.
     [confirmed] = evaluate_blood_pressure([*history, obs("c", 5, 190, 122)], new_reading_ids={"c"})
     assert confirmed.severity is Severity.URGENT and confirmed.evidence["reading_ids"] == ["a", "c"]
+
+
+def test_evidence_stays_in_time_order_when_readings_arrive_out_of_order():
+    # The confirming re-measurement is processed before the first crisis reading (two workers).
+    [confirm_first] = evaluate_blood_pressure([obs("b", 5, 190, 122)])
+    [both] = evaluate_blood_pressure([obs("a", 0, 196, 124), obs("b", 5, 190, 122)])
+    state = merge(merge(None, confirm_first), both)
+    assert state.evidence["reading_ids"] == ["a", "b"]
+    assert state.severity is Severity.URGENT and state.first_seen_at == T0

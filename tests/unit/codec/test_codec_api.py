@@ -58,7 +58,7 @@ def test_registry_number_formats() -> None:
     assert decode("FLOAT", bytes.fromhex("720100ff")) == Float32(370, -1)
 
 
-@pytest.mark.parametrize("name", ["2A18", "180A", "nonsense", "", "0x12345"])
+@pytest.mark.parametrize("name", ["2A00", "180A", "nonsense", "", "0x12345"])
 def test_unknown_characteristic_is_a_decode_error(name: str) -> None:
     with pytest.raises(DecodeError, match="unsupported characteristic") as info:
         decode(name, b"\x00")

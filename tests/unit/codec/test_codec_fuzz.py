@@ -23,4 +23,19 @@ def test_random_bytes_never_crash_a_decoder(characteristic: str, payload: bytes)
 
 
 def test_every_supported_characteristic_is_fuzzed() -> None:
-    assert sorted(DECODERS) == ["2A08", "2A2B", "2A35", "2A36", "2A49", "FLOAT", "SFLOAT"]
+    assert sorted(DECODERS) == [
+        "2A08",
+        "2A18",
+        "2A1C",
+        "2A2B",
+        "2A34",
+        "2A35",
+        "2A36",
+        "2A49",
+        "2A51",
+        "2A52",
+        "2A5E",
+        "2A9D",
+        "FLOAT",
+        "SFLOAT",
+    ]

@@ -13,16 +13,44 @@ from gateway.codec import (
     BloodPressureFeature,
     BloodPressureFeatureFlag,
     BloodPressureMeasurement,
+    Carbohydrate,
+    CarbohydrateId,
     CurrentTime,
     DateTime,
     DayOfWeek,
+    Exercise,
     Float32,
+    GlucoseFeature,
+    GlucoseFeatureFlag,
+    GlucoseMeasurement,
+    GlucoseMeasurementContext,
+    GlucoseType,
+    GlucoseUnit,
+    Health,
     IntermediateCuffPressure,
+    Meal,
     MeasurementStatus,
     MedFloat,
+    Medication,
+    MedicationId,
+    MedicationUnit,
     PressureUnit,
     PulseRateRange,
+    RacpFilterType,
+    RacpOpCode,
+    RacpOperator,
+    RacpRecordCount,
+    RacpRequest,
+    RacpResponse,
+    RacpResponseValue,
+    RecordFilter,
+    SampleLocation,
+    SampleTester,
+    SampleTesterHealth,
+    SensorStatus,
+    SensorStatusFlag,
     SFloat,
+    decode_racp,
 )
 
 sfloats = st.builds(SFloat, st.integers(-2048, 2047), st.integers(-8, 7))
@@ -64,6 +92,71 @@ cuff_pressures = st.builds(
 )
 features = st.builds(BloodPressureFeature, st.integers(0, 0xFFFF).map(BloodPressureFeatureFlag))
 
+u16 = st.integers(0, 0xFFFF)
+nibble = st.integers(0, 15)
+
+
+@st.composite
+def glucose_measurements(draw: st.DrawFn) -> GlucoseMeasurement:
+    sample = draw(
+        st.none() | st.tuples(sfloats, nibble.map(GlucoseType), nibble.map(SampleLocation))
+    )
+    concentration, sample_type, location = sample if sample else (None, None, None)
+    return GlucoseMeasurement(
+        draw(u16),
+        draw(date_times),
+        draw(st.none() | st.integers(-0x8000, 0x7FFF)),
+        concentration,
+        draw(st.sampled_from(GlucoseUnit)),
+        sample_type,
+        location,
+        draw(st.none() | u16.map(lambda raw: SensorStatus(SensorStatusFlag(raw)))),
+        draw(st.booleans()),
+        draw(st.sampled_from([0, 0x20, 0x40, 0x80, 0xE0])),
+        draw(st.binary(max_size=3)),
+    )
+
+
+glucose_contexts = st.builds(
+    GlucoseMeasurementContext,
+    sequence_number=u16,
+    extended_flags=st.none() | u8,
+    carbohydrate=st.none() | st.builds(Carbohydrate, u8.map(CarbohydrateId), sfloats),
+    meal=st.none() | u8.map(Meal),
+    tester_health=st.none()
+    | st.builds(SampleTesterHealth, nibble.map(SampleTester), nibble.map(Health)),
+    exercise=st.none() | st.builds(Exercise, u16, u8),
+    medication=st.none() | st.builds(Medication, u8.map(MedicationId), sfloats),
+    medication_unit=st.sampled_from(MedicationUnit),
+    hba1c_pct=st.none() | sfloats,
+    trailing_bytes=st.binary(max_size=3),
+)
+glucose_features = st.builds(GlucoseFeature, u16.map(GlucoseFeatureFlag))
+
+
+@st.composite
+def racp_requests(draw: st.DrawFn) -> RacpRequest:
+    op_code = draw(u8.filter(lambda code: code not in (5, 6)).map(RacpOpCode))
+    operator = draw(u8.map(RacpOperator))
+    count = operator.operand_values if 1 <= op_code <= 4 else None
+    record_filter = None
+    if count is not None:
+        filter_type = draw(u8.map(RacpFilterType))
+        if filter_type is RacpFilterType.SEQUENCE_NUMBER:
+            record_filter = RecordFilter(filter_type, tuple(draw(u16) for _ in range(count)))
+        elif filter_type is RacpFilterType.USER_FACING_TIME:
+            values = tuple(draw(date_times) for _ in range(count))
+            record_filter = RecordFilter(filter_type, values)
+        else:
+            record_filter = RecordFilter(filter_type)
+    return RacpRequest(op_code, operator, record_filter, draw(st.binary(max_size=4)))
+
+
+racp_counts = st.builds(RacpRecordCount, u16, u8.map(RacpOperator))
+racp_responses = st.builds(
+    RacpResponse, u8.map(RacpOpCode), u8.map(RacpResponseValue), u8.map(RacpOperator)
+)
+
 
 def _round_trips(obj: object) -> None:
     payload = bytes(obj)  # type: ignore[call-overload]
@@ -102,6 +195,27 @@ def test_cuff_pressure_round_trip(value: IntermediateCuffPressure) -> None:
 @given(features)
 def test_feature_round_trip(value: BloodPressureFeature) -> None:
     _round_trips(value)
+
+
+@given(glucose_measurements())
+def test_glucose_measurement_round_trip(value: GlucoseMeasurement) -> None:
+    _round_trips(value)
+
+
+@given(glucose_contexts)
+def test_glucose_context_round_trip(value: GlucoseMeasurementContext) -> None:
+    _round_trips(value)
+
+
+@given(glucose_features)
+def test_glucose_feature_round_trip(value: GlucoseFeature) -> None:
+    _round_trips(value)
+
+
+@given(st.one_of(racp_requests(), racp_counts, racp_responses))
+def test_racp_round_trip(value: RacpRequest | RacpRecordCount | RacpResponse) -> None:
+    _round_trips(value)
+    assert decode_racp(bytes(value)) == value
 
 
 @given(st.datetimes(min_value=datetime(1582, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)))
