@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import ClassVar, Self
 
 from ._reader import Reader, pack_uint, require_length
+from .open_enum import Code8
 
 DATE_TIME_SIZE = 7
 CURRENT_TIME_SIZE = 10
@@ -70,7 +71,7 @@ class DateTime:
         )
 
 
-class DayOfWeek(enum.IntEnum):
+class DayOfWeek(Code8):
     """1 = Monday ... 7 = Sunday, 0 = unknown; 8..255 (RFU) are kept as pseudo-members."""
 
     UNKNOWN = 0
@@ -81,15 +82,6 @@ class DayOfWeek(enum.IntEnum):
     FRIDAY = 5
     SATURDAY = 6
     SUNDAY = 7
-
-    @classmethod
-    def _missing_(cls, value: object) -> DayOfWeek | None:
-        if not isinstance(value, int) or not 0 <= value <= 0xFF:
-            return None
-        member = int.__new__(cls, value)
-        member._value_ = value
-        member._name_ = f"RFU_{value}"
-        return member
 
     @classmethod
     def from_date(cls, dt: datetime) -> DayOfWeek:

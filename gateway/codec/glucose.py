@@ -22,6 +22,7 @@ from ._reader import Reader, pack_uint, require_length
 from .date_time import DateTime
 from .errors import EncodeError
 from .ieee11073 import SFloat
+from .open_enum import Nibble
 
 #: 1 kg/L in mg/dL (exact: 1 kg = 10**6 mg, 1 L = 10 dL).
 KG_PER_L_TO_MG_PER_DL = Decimal(100_000)
@@ -48,39 +49,6 @@ __all__ = [
 
 
 # -- open code enums: unknown (RFU) values are kept as pseudo-members, never rejected ------------
-def _rfu_member(cls: type[enum.IntEnum], value: object, limit: int) -> enum.IntEnum | None:
-    if not isinstance(value, int) or not 0 <= value <= limit:
-        return None
-    member = int.__new__(cls, value)
-    member._value_ = value
-    member._name_ = f"RFU_{value}"
-    return member
-
-
-class Code8(enum.IntEnum):
-    """Base of the uint8 code enums: values 0..255 without a member become ``RFU_<n>``."""
-
-    @classmethod
-    def _missing_(cls, value: object) -> Self | None:
-        return _rfu_member(cls, value, 0xFF)  # type: ignore[return-value]
-
-    @property
-    def is_reserved(self) -> bool:
-        return self.name.startswith("RFU_")
-
-
-class Nibble(enum.IntEnum):
-    """Base of the 4-bit code enums: values 0..15 without a member become ``RFU_<n>``."""
-
-    @classmethod
-    def _missing_(cls, value: object) -> Self | None:
-        return _rfu_member(cls, value, 0x0F)  # type: ignore[return-value]
-
-    @property
-    def is_reserved(self) -> bool:
-        return self.name.startswith("RFU_")
-
-
 class GlucoseUnit(enum.IntEnum):
     """Flag bit 2 of 0x2A18: the concentration's SI unit."""
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Self
 
 from ._reader import Reader, pack_uint
-from .glucose import Code8, Nibble
 from .ieee11073 import SFloat
+from .open_enum import Code8, Nibble
 
 EXERCISE_DURATION_OVERRUN = 0xFFFF
 

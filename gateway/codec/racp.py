@@ -19,7 +19,7 @@ from typing import ClassVar, Self
 from ._reader import Reader, pack_uint, require_length
 from .date_time import DateTime
 from .errors import DecodeError, EncodeError
-from .glucose import Code8
+from .open_enum import Code8
 
 CHARACTERISTIC = "2A52"
 

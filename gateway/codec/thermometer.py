@@ -18,6 +18,7 @@ from .date_time import DateTime
 from .errors import EncodeError
 from .ieee11073 import Float32
 from .jsonable import to_jsonable
+from .open_enum import Code8
 
 __all__ = [
     "RESERVED_FLAGS_MASK",
@@ -61,7 +62,7 @@ _TYPE_TEXT = {
 }
 
 
-class TemperatureType(enum.IntEnum):
+class TemperatureType(Code8):
     """Where the temperature was taken; 0 and 10..255 (RFU) are kept as pseudo-members."""
 
     ARMPIT = 1
@@ -73,15 +74,6 @@ class TemperatureType(enum.IntEnum):
     RECTUM = 7
     TOE = 8
     TYMPANUM = 9
-
-    @classmethod
-    def _missing_(cls, value: object) -> TemperatureType | None:
-        if not isinstance(value, int) or not 0 <= value <= 0xFF:
-            return None
-        member = int.__new__(cls, value)
-        member._value_ = value
-        member._name_ = f"RFU_{value}"
-        return member
 
     @property
     def text(self) -> str:
