@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,7 +13,6 @@ from gateway.codec import (
     BloodPressureMeasurement,
     CurrentTime,
     DateTime,
-    DecodeError,
     GlucoseFeature,
     GlucoseMeasurement,
     GlucoseMeasurementContext,
@@ -28,8 +25,8 @@ from gateway.codec import (
     RacpResponse,
     SensorStatus,
     decode,
-    to_jsonable,
 )
+from tests.unit.codec.shared_vectors import load_vectors, split, vectors_path
 
 SUPPORTED = (
     "SFLOAT",
@@ -61,24 +58,8 @@ EXPECTED_COUNTS = {
 }
 
 
-def vectors_path() -> Path:
-    shared = os.environ.get("HOMEWATCH_SHARED_DIR")
-    base = Path(shared) if shared else Path(__file__).resolve().parents[3] / ".." / "shared"
-    return base / "ble" / "vectors.json"
-
-
-def _load() -> tuple[list[dict[str, Any]], str | None]:
-    path = vectors_path()
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return [], f"cannot load BLE test vectors from {path} ({exc}); set HOMEWATCH_SHARED_DIR"
-    return [v for v in document["vectors"] if v["characteristic"] in SUPPORTED], None
-
-
-VECTORS, LOAD_ERROR = _load()
-GOOD = [pytest.param(v, id=v["id"]) for v in VECTORS if "error" not in v["expected"]]
-BAD = [pytest.param(v, id=v["id"]) for v in VECTORS if "error" in v["expected"]]
+VECTORS, LOAD_ERROR = load_vectors(SUPPORTED)
+GOOD, BAD = split(VECTORS)
 
 
 def test_vectors_are_loaded_and_all_exercised() -> None:
@@ -93,7 +74,7 @@ def test_missing_vectors_file_is_reported_not_skipped(
 ) -> None:
     monkeypatch.setenv("HOMEWATCH_SHARED_DIR", str(tmp_path))
     assert vectors_path() == tmp_path / "ble" / "vectors.json"
-    vectors, error = _load()
+    vectors, error = load_vectors(SUPPORTED)
     assert vectors == []
     assert error is not None and str(tmp_path) in error and "HOMEWATCH_SHARED_DIR" in error
 
@@ -394,41 +375,3 @@ def test_decode_matches_expected(vector: dict[str, Any]) -> None:
     obj = decode(vector["characteristic"], bytes.fromhex(vector["hex"]))
     checked = check(vector["characteristic"], obj, vector["expected"])
     assert set(vector["expected"]) <= checked, "expected keys this test does not check"
-
-
-def _assert_subset(actual: Any, expected: Any, path: str = "") -> None:
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict), path
-        for key, value in expected.items():
-            assert key in actual, f"{path}.{key} missing"
-            _assert_subset(actual[key], value, f"{path}.{key}")
-    else:
-        assert actual == expected, path
-
-
-@pytest.mark.parametrize("vector", GOOD)
-def test_to_jsonable_has_the_vector_shape(vector: dict[str, Any]) -> None:
-    obj = decode(vector["characteristic"], bytes.fromhex(vector["hex"]))
-    document = to_jsonable(obj)
-    json.dumps(document, allow_nan=False)
-    _assert_subset(document, vector["expected"])
-
-
-@pytest.mark.parametrize("vector", BAD)
-def test_malformed_vectors_raise_decode_error(vector: dict[str, Any]) -> None:
-    payload = bytes.fromhex(vector["hex"])
-    with pytest.raises(DecodeError) as info:
-        decode(vector["characteristic"], payload)
-    error = info.value
-    assert vector["expected"]["error"] in error.reason
-    assert error.characteristic == vector["characteristic"]
-    assert error.payload == payload
-    assert vector["hex"] in str(error) and error.reason in str(error)
-
-
-@pytest.mark.parametrize("vector", GOOD)
-def test_encode_is_byte_exact(vector: dict[str, Any]) -> None:
-    payload = bytes.fromhex(vector["hex"])
-    obj = decode(vector["characteristic"], payload)
-    assert bytes(obj) == payload  # type: ignore[call-overload]
-    assert decode(vector["characteristic"], bytes(obj)) == obj  # type: ignore[call-overload]

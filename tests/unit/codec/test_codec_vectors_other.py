@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +28,7 @@ from gateway.codec.thermometer import (
     TemperatureUnit,
 )
 from gateway.codec.weight_scale import WeightFlags, WeightMeasurement, WeightUnit
+from tests.unit.codec.shared_vectors import load_vectors, split
 
 DECODERS: dict[str, Callable[[bytes], object]] = {
     "2A9D": WeightMeasurement.from_bytes,
@@ -41,24 +40,8 @@ DECODERS: dict[str, Callable[[bytes], object]] = {
 EXPECTED_COUNTS = {"2A9D": 7, "2A5E": 4, "2A1C": 3}
 
 
-def vectors_path() -> Path:
-    shared = os.environ.get("HOMEWATCH_SHARED_DIR")
-    base = Path(shared) if shared else Path(__file__).resolve().parents[3] / ".." / "shared"
-    return base / "ble" / "vectors.json"
-
-
-def _load() -> tuple[list[dict[str, Any]], str | None]:
-    path = vectors_path()
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return [], f"cannot load BLE test vectors from {path} ({exc}); set HOMEWATCH_SHARED_DIR"
-    return [v for v in document["vectors"] if v["characteristic"] in DECODERS], None
-
-
-VECTORS, LOAD_ERROR = _load()
-GOOD = [pytest.param(v, id=v["id"]) for v in VECTORS if "error" not in v["expected"]]
-BAD = [pytest.param(v, id=v["id"]) for v in VECTORS if "error" in v["expected"]]
+VECTORS, LOAD_ERROR = load_vectors(DECODERS)
+GOOD, BAD = split(VECTORS)
 
 
 def decode(characteristic: str, payload: bytes) -> Any:
@@ -191,45 +174,6 @@ def test_decode_matches_expected(vector: dict[str, Any]) -> None:
     assert isinstance(obj, TYPES[characteristic])
     checked = CHECKERS[characteristic](obj, vector["expected"])
     assert set(vector["expected"]) <= checked, "expected keys this test does not check"
-
-
-def _assert_subset(actual: Any, expected: Any, path: str = "") -> None:
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict), path
-        for key, value in expected.items():
-            assert key in actual, f"{path}.{key} missing"
-            _assert_subset(actual[key], value, f"{path}.{key}")
-    else:
-        assert actual == expected, path
-        assert type(actual) is type(expected) or {type(actual), type(expected)} == {int, float}
-
-
-@pytest.mark.parametrize("vector", GOOD)
-def test_to_jsonable_has_the_vector_shape(vector: dict[str, Any]) -> None:
-    obj = decode(vector["characteristic"], bytes.fromhex(vector["hex"]))
-    document = to_jsonable(obj)
-    json.dumps(document, allow_nan=False)
-    _assert_subset(document, vector["expected"])
-
-
-@pytest.mark.parametrize("vector", BAD)
-def test_malformed_vectors_raise_decode_error(vector: dict[str, Any]) -> None:
-    payload = bytes.fromhex(vector["hex"])
-    with pytest.raises(DecodeError) as info:
-        decode(vector["characteristic"], payload)
-    error = info.value
-    assert vector["expected"]["error"] in error.reason
-    assert error.characteristic == vector["characteristic"]
-    assert error.payload == payload
-    assert vector["hex"] in str(error) and error.reason in str(error)
-
-
-@pytest.mark.parametrize("vector", GOOD)
-def test_encode_is_byte_exact(vector: dict[str, Any]) -> None:
-    payload = bytes.fromhex(vector["hex"])
-    obj = decode(vector["characteristic"], payload)
-    assert bytes(obj) == payload
-    assert decode(vector["characteristic"], bytes(obj)) == obj
 
 
 # -- Weight Measurement ----------------------------------------------------------------------
