@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -107,15 +108,19 @@ async def scan_health_devices(backends: BleBackends, duration: float) -> list[Se
 
 async def watch_cuffs(backends: BleBackends, on_received: OnReceived, *, backoff: Backoff) -> None:
     """Scan for devices advertising the Blood Pressure Service and keep one session per device,
-    until cancelled. A dropped connection is retried when the device advertises again."""
+    until cancelled. A dropped connection is retried when the device advertises again, after a
+    back-off of that device's own (one failing device never slows the others)."""
     sessions: dict[str, asyncio.Task[None]] = {}
+    backoffs: dict[str, Backoff] = {}
 
     def detected(device: BLEDevice, adv: AdvertisementData) -> None:
         task = sessions.get(device.address)
         if task is None or task.done():
             log.info("found %s (%s, rssi %s)", device.address, adv.local_name, adv.rssi)
+            device_backoff = backoffs.setdefault(device.address, dataclasses.replace(backoff))
             sessions[device.address] = asyncio.create_task(
-                _session(device, backends, on_received, backoff), name=f"ble-{device.address}"
+                _session(device, backends, on_received, device_backoff),
+                name=f"ble-{device.address}",
             )
 
     try:
@@ -164,6 +169,11 @@ async def _session(
             log.info("%s disconnected", identity.device_key)
     except (BleakError, TimeoutError) as exc:
         log.warning("session with %s ended: %s", device.address, exc)
+        await asyncio.sleep(backoff.next())
+    except Exception:
+        # A device that misbehaves in a way we did not foresee is isolated: its session ends,
+        # loudly, and the gateway goes on serving the others.
+        log.exception("session with %s failed", device.address)
         await asyncio.sleep(backoff.next())
 
 
