@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from datetime import UTC, datetime
 
 from gateway.backoff import Backoff
@@ -26,7 +27,12 @@ async def forward_forever(
     """Publish the outbox in order until cancelled; failures are retried, never dropped."""
     while True:
         await outbox.wait_nonempty()
-        batch = await outbox.oldest(batch_size)
+        try:
+            batch = await outbox.oldest(batch_size)
+        except sqlite3.Error:
+            log.exception("cannot read the outbox; retrying")
+            await asyncio.sleep(backoff.next())
+            continue
         if not batch:
             continue
         batch, payload = _fit(batch, gateway_id)
@@ -45,7 +51,11 @@ async def forward_forever(
             await asyncio.sleep(delay)
             continue
         backoff.reset()
-        await outbox.remove([q.seq for q in batch])
+        try:
+            await outbox.remove([q.seq for q in batch])
+        except sqlite3.Error:
+            # Delivered but still queued: they go out again, and their ids make that harmless.
+            log.exception("cannot remove %d delivered reading(s) from the outbox", len(batch))
         log.debug("published %d reading(s) on %s", len(batch), topic)
 
 

@@ -110,3 +110,42 @@ def test_batches_are_cut_to_the_wire_size_limit(monkeypatch):
     head, payload = forwarder._fit(batch, "gw-1")
     assert len(payload) <= one * 12
     assert head == batch[: len(head)] and 5 <= len(head) <= 12
+
+
+async def test_an_outbox_read_error_is_retried_not_fatal(tmp_path, mqtt_broker, topic_root):
+    import sqlite3
+
+    topic = readings_topic("gw-1", topic_root)
+    sub = MqttTap(mqtt_broker, topic)
+    await asyncio.wait_for(sub.subscribed.wait(), 5)
+    async with (
+        Outbox(tmp_path / "o.sqlite3") as outbox,
+        MqttPublisher(mqtt_broker.url) as publisher,
+    ):
+        await outbox.put(make_reading(1))
+        real_oldest, failures = outbox.oldest, []
+
+        async def failing_once(limit: int):
+            if not failures:
+                failures.append(1)
+                raise sqlite3.OperationalError("disk I/O error")
+            return await real_oldest(limit)
+
+        outbox.oldest = failing_once  # type: ignore[method-assign]
+        task = asyncio.create_task(
+            forward_forever(
+                outbox, publisher, gateway_id="gw-1", topic=topic, batch_size=10,
+                backoff=Backoff(0.05, 0.1),
+            )
+        )  # fmt: skip
+        try:
+            async with asyncio.timeout(10):
+                while not sub.messages:
+                    await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+            sub.close()
+    assert failures == [1]  # it failed once, and the loop went on to deliver
+    assert [r.reading_id for r in ReadingsMessage.from_bytes(sub.messages[0]).readings] == [
+        make_reading(1).reading_id
+    ]
