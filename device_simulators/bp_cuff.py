@@ -19,7 +19,6 @@ record stays stored and is delivered, oldest first, when a central subscribes ne
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import struct
 from collections import deque
@@ -28,10 +27,12 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
-from bumble import att, gatt, hci
+from bumble import gatt, hci
 from bumble.core import UUID, AdvertisingData
 from bumble.device import Connection, Device
 from bumble.profiles.device_information_service import DeviceInformationService
+
+from device_simulators.gatt import indicate_confirmed, is_subscribed, read_not_permitted
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class BloodPressureCuff:
             gatt.Characteristic.Properties.INDICATE,
             gatt.Characteristic.Permissions(0),
             # bumble does not enforce the absence of READABLE: refuse reads like a real cuff.
-            gatt.CharacteristicValue(read=_read_not_permitted),
+            gatt.CharacteristicValue(read=read_not_permitted),
         )
         self._battery = gatt.Characteristic(
             gatt.GATT_BATTERY_LEVEL_CHARACTERISTIC,
@@ -279,57 +280,20 @@ class BloodPressureCuff:
 
     def _subscribed_connection(self) -> Connection | None:
         connection = self._connection
-        if connection is None or connection.handle not in self._device.connections:
-            return None
-        cccd = self._device.gatt_server.subscribers.get(connection, {}).get(
-            self._measurement.handle
-        )
-        if not cccd or not cccd[0] & gatt.ClientCharacteristicConfigurationBits.INDICATION:
+        indicate = gatt.ClientCharacteristicConfigurationBits.INDICATION
+        if connection is None or not is_subscribed(
+            self._device, connection, self._measurement, indicate
+        ):
             return None
         return connection
 
     async def _indicate(self, connection: Connection, payload: bytes) -> bool:
-        # bumble's indicate_subscriber() returns silently when nobody is subscribed and, when
-        # the link drops, waits for its own 30 s timeout: so the subscription is checked by the
-        # caller, force=True makes a missing subscriber an error, and a disconnection ends the
-        # wait at once.
-        loop = asyncio.get_running_loop()
-        disconnected: asyncio.Future[int] = loop.create_future()
-
-        def on_disconnection(reason: int) -> None:
-            if not disconnected.done():
-                disconnected.set_result(reason)
-
-        connection.on(Connection.EVENT_DISCONNECTION, on_disconnection)
-        indication = loop.create_task(
-            self._device.indicate_subscriber(connection, self._measurement, payload, force=True)
+        confirmed = await indicate_confirmed(
+            self._device, connection, self._measurement, payload, self._indication_timeout
         )
-        try:
-            done, _ = await asyncio.wait(
-                {indication, disconnected},
-                timeout=self._indication_timeout,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            connection.remove_listener(Connection.EVENT_DISCONNECTION, on_disconnection)
-            disconnected.cancel()
-            if not indication.done():
-                indication.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait({indication})
-        if indication in done and not indication.cancelled() and indication.exception() is None:
-            return True
-        if indication.done() and not indication.cancelled() and indication.exception():
-            logger.warning(
-                "cuff %s: indication failed: %s", self.identity.name, indication.exception()
-            )
-        else:
+        if not confirmed:
             logger.info("cuff %s: indication not confirmed, record kept", self.identity.name)
-        return False
-
-
-def _read_not_permitted(_connection: Connection) -> bytes:
-    raise att.ATT_Error(att.ErrorCode.READ_NOT_PERMITTED)
+        return confirmed
 
 
 def _check_battery_level(level: int) -> None:

@@ -1,0 +1,70 @@
+"""What every simulated peripheral does the same way on bumble's GATT server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from bumble import att, gatt
+from bumble.device import Connection, Device
+
+logger = logging.getLogger(__name__)
+
+
+def is_subscribed(
+    device: Device, connection: Connection, characteristic: gatt.Characteristic, bit: int
+) -> bool:
+    """Whether the central on ``connection`` has ``bit`` (notify/indicate) set in the CCCD."""
+    if connection.handle not in device.connections:
+        return False
+    cccd = device.gatt_server.subscribers.get(connection, {}).get(characteristic.handle)
+    return bool(cccd) and bool(cccd[0] & bit)
+
+
+async def indicate_confirmed(
+    device: Device,
+    connection: Connection,
+    characteristic: gatt.Characteristic,
+    payload: bytes,
+    timeout: float,
+) -> bool:
+    """Indicate ``payload`` and wait for the confirmation; False when it does not come.
+
+    bumble's ``indicate_subscriber()`` returns silently when nobody is subscribed and, when the
+    link drops, waits for its own 30 s timeout: callers check the subscription first
+    (``is_subscribed``), ``force=True`` makes a missing subscriber an error, and a disconnection
+    ends the wait at once.
+    """
+    loop = asyncio.get_running_loop()
+    disconnected: asyncio.Future[int] = loop.create_future()
+
+    def on_disconnection(reason: int) -> None:
+        if not disconnected.done():
+            disconnected.set_result(reason)
+
+    connection.on(Connection.EVENT_DISCONNECTION, on_disconnection)
+    indication = loop.create_task(
+        device.indicate_subscriber(connection, characteristic, payload, force=True)
+    )
+    try:
+        done, _ = await asyncio.wait(
+            {indication, disconnected}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        connection.remove_listener(Connection.EVENT_DISCONNECTION, on_disconnection)
+        disconnected.cancel()
+        if not indication.done():
+            indication.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({indication})
+    if indication in done and not indication.cancelled() and indication.exception() is None:
+        return True
+    if indication.done() and not indication.cancelled() and indication.exception():
+        logger.warning("indication failed: %s", indication.exception())
+    return False
+
+
+def read_not_permitted(_connection: Connection) -> bytes:
+    """A read handler for characteristics without READ: bumble would serve them anyway."""
+    raise att.ATT_Error(att.ErrorCode.READ_NOT_PERMITTED)
