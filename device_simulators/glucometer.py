@@ -29,18 +29,14 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import struct
-from collections.abc import Coroutine
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
 
-from bumble import att, gatt, hci
-from bumble.core import UUID, AdvertisingData
+from bumble import att, gatt
+from bumble.core import UUID
 from bumble.device import Connection, Device
-from bumble.profiles.device_information_service import DeviceInformationService
 
-from device_simulators.gatt import indicate_confirmed, is_subscribed, read_not_permitted
+from device_simulators.gatt import read_not_permitted
+from device_simulators.peripheral import COMMAND_TIMEOUT, PeripheralIdentity, SimulatedPeripheral
 from gateway.codec.errors import DecodeError
 from gateway.codec.glucose import GlucoseFeature, GlucoseMeasurement
 from gateway.codec.glucose_context import GlucoseMeasurementContext
@@ -67,19 +63,10 @@ APPEARANCE_GENERIC_GLUCOSE_METER = 0x0D << 6
 ATT_PROCEDURE_ALREADY_IN_PROGRESS = 0x80
 ATT_CCCD_IMPROPERLY_CONFIGURED = 0x81
 _MAX_SEQUENCE_NUMBER = 0xFFFF
-_MAX_ADVERTISING_DATA = 31
-_COMMAND_TIMEOUT = 5.0
 
 
-@dataclass(frozen=True)
-class MeterIdentity:
-    """What the meter says about itself: advertised name and Device Information strings."""
-
-    name: str
-    manufacturer: str
-    model: str
-    serial_number: str
-    firmware_revision: str
+#: A meter's identity: the name it advertises and its Device Information strings.
+MeterIdentity = PeripheralIdentity
 
 
 @dataclass(frozen=True)
@@ -95,7 +82,7 @@ class _RacpFailure(Exception):
         self.code = code
 
 
-class Glucometer:
+class Glucometer(SimulatedPeripheral):
     """A simulated BLE glucose meter on a bumble ``Device``; ``async with`` runs it.
 
     Args:
@@ -106,6 +93,10 @@ class Glucometer:
         indication_timeout: how long one RACP indication may wait for its confirmation.
     """
 
+    KIND = "meter"
+    SERVICE_UUID16 = GLUCOSE_SERVICE
+    APPEARANCE = APPEARANCE_GENERIC_GLUCOSE_METER
+
     def __init__(
         self,
         device: Device,
@@ -115,12 +106,7 @@ class Glucometer:
         advertising_interval_ms: float = 100.0,
         indication_timeout: float = 5.0,
     ) -> None:
-        self._device = device
-        self.identity = identity
         self.feature = feature if feature is not None else GlucoseFeature()
-        self._advertising_interval_ms = advertising_interval_ms
-        self._indication_timeout = indication_timeout
-        self._advertising_data = _advertising_data(identity.name)
 
         self._measurement = gatt.Characteristic(
             UUID.from_16_bits(GLUCOSE_MEASUREMENT, "Glucose Measurement"),
@@ -140,7 +126,7 @@ class Glucometer:
             gatt.Characteristic.WRITEABLE,
             gatt.CharacteristicValue(read=read_not_permitted, write=self._on_racp_write),
         )
-        self._services = [
+        services = [
             gatt.Service(
                 UUID.from_16_bits(GLUCOSE_SERVICE, "Glucose"),
                 [
@@ -155,39 +141,27 @@ class Glucometer:
                     self._racp,
                 ],
             ),
-            DeviceInformationService(
-                manufacturer_name=identity.manufacturer,
-                model_number=identity.model,
-                serial_number=identity.serial_number,
-                firmware_revision=identity.firmware_revision,
-            ),
         ]
+        super().__init__(
+            device,
+            identity,
+            services,
+            advertising_interval_ms=advertising_interval_ms,
+            indication_timeout=indication_timeout,
+        )
         self._records: list[_Record] = []
         self._next_sequence = 0
         self._drop_after: int | None = None
         self._stall_after: int | None = None
         self._procedure: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._connection: Connection | None = None
-        self._running = False
-        self._services_added = False
         #: Every RACP request received, as written (for tests and logs).
         self.racp_requests: list[bytes] = []
 
     # --- state ------------------------------------------------------------------------------
 
     @property
-    def address(self) -> str:
-        """The meter's address as bleak shows it (upper case, no type suffix)."""
-        return self._device.random_address.to_string(with_type_qualifier=False).upper()
-
-    @property
     def stored_count(self) -> int:
         return len(self._records)
-
-    @property
-    def is_connected(self) -> bool:
-        return self._connection is not None
 
     # --- records and fault injection --------------------------------------------------------
 
@@ -238,76 +212,11 @@ class Glucometer:
         self._next_sequence += 1
         return sequence
 
-    # --- lifecycle --------------------------------------------------------------------------
+    # --- lifecycle hook --------------------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
-        if not self._services_added:
-            self._device.add_services(self._services)
-            self._services_added = True
-        self._device.on(Device.EVENT_CONNECTION, self._on_connection)
-        self._running = True
-        await self._start_advertising()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._running = False
-        self._device.remove_listener(Device.EVENT_CONNECTION, self._on_connection)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        async with asyncio.timeout(_COMMAND_TIMEOUT):
-            if self._connection is not None:
-                await self._connection.disconnect()
-            await self._device.stop_advertising()
-
-    async def _start_advertising(self) -> None:
-        async with asyncio.timeout(_COMMAND_TIMEOUT):
-            await self._device.start_advertising(
-                advertising_data=self._advertising_data,
-                advertising_interval_min=self._advertising_interval_ms,
-                advertising_interval_max=self._advertising_interval_ms,
-            )
-        logger.debug("meter %s advertising", self.identity.name)
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error(
-                "meter %s: task %s failed",
-                self.identity.name,
-                task.get_name(),
-                exc_info=task.exception(),
-            )
-
-    def _on_connection(self, connection: Connection) -> None:
-        if connection.role != hci.Role.PERIPHERAL:
-            return
-        logger.info("meter %s connected to %s", self.identity.name, connection.peer_address)
-        self._connection = connection
-        connection.on(
-            Connection.EVENT_DISCONNECTION,
-            lambda reason: self._on_disconnection(connection, reason),
-        )
-
-    def _on_disconnection(self, connection: Connection, reason: int) -> None:
-        if self._connection is connection:
-            self._connection = None
+    def _on_disconnected(self, connection: Connection, reason: int) -> None:
         if self._procedure is not None:
             self._procedure.cancel()
-        logger.info("meter %s disconnected (reason 0x%02X)", self.identity.name, reason)
-        if self._running:
-            self._spawn(self._start_advertising(), "meter-readvertise")
 
     # --- RACP ---------------------------------------------------------------------------------
 
@@ -389,7 +298,7 @@ class Glucometer:
 
     async def _drop(self, connection: Connection) -> None:
         logger.info("meter %s: dropping the link (fault injection)", self.identity.name)
-        async with asyncio.timeout(_COMMAND_TIMEOUT):
+        async with asyncio.timeout(COMMAND_TIMEOUT):
             await connection.disconnect()
 
     def _select(self, request: RacpRequest) -> list[_Record]:
@@ -423,44 +332,13 @@ class Glucometer:
     ) -> None:
         await self._indicate(connection, bytes(RacpResponse(op_code, code)))
 
-    def _subscribed(
-        self, connection: Connection, characteristic: gatt.Characteristic, bit: int
-    ) -> bool:
-        return is_subscribed(self._device, connection, characteristic, bit)
-
     async def _indicate(self, connection: Connection, payload: bytes) -> bool:
         if not self._subscribed(
             connection, self._racp, gatt.ClientCharacteristicConfigurationBits.INDICATION
         ):
             logger.info("meter %s: RACP indication dropped: not subscribed", self.identity.name)
             return False
-        confirmed = await indicate_confirmed(
-            self._device, connection, self._racp, payload, self._indication_timeout
-        )
+        confirmed = await self._indicate_to(connection, self._racp, payload)
         if not confirmed:
             logger.info("meter %s: RACP indication not confirmed", self.identity.name)
         return confirmed
-
-
-def _advertising_data(name: str) -> bytes:
-    """Flags, 0x1808, appearance and the (complete or shortened) name: everything a gateway
-    filters on is in the advertising data (bumble's virtual controller sends no scan response)."""
-    encoded_name = name.encode("utf-8")
-    if not encoded_name:
-        raise ValueError("the meter needs a name")
-    base = [
-        (AdvertisingData.Type.FLAGS, bytes([0x06])),
-        (
-            AdvertisingData.Type.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
-            struct.pack("<H", GLUCOSE_SERVICE),
-        ),
-        (AdvertisingData.Type.APPEARANCE, struct.pack("<H", APPEARANCE_GENERIC_GLUCOSE_METER)),
-    ]
-    with_name = bytes(
-        AdvertisingData([*base, (AdvertisingData.Type.COMPLETE_LOCAL_NAME, encoded_name)])
-    )
-    if len(with_name) <= _MAX_ADVERTISING_DATA:
-        return with_name
-    room = _MAX_ADVERTISING_DATA - len(bytes(AdvertisingData(base))) - 2
-    short = encoded_name[:room].decode("utf-8", errors="ignore").encode("utf-8")
-    return bytes(AdvertisingData([*base, (AdvertisingData.Type.SHORTENED_LOCAL_NAME, short)]))

@@ -1,0 +1,221 @@
+"""What every simulated BLE peripheral shares: identity, advertising, connection lifecycle.
+
+A subclass builds its own GATT services and behaviour; this base adds Device Information,
+advertises (and advertises again after every disconnection), tracks the connection, runs
+background tasks and delivers confirmed indications.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ClassVar, Self
+
+from bumble import gatt, hci
+from bumble.core import AdvertisingData
+from bumble.device import Connection, Device
+from bumble.profiles.device_information_service import DeviceInformationService
+
+from device_simulators.gatt import indicate_confirmed, is_subscribed
+
+logger = logging.getLogger(__name__)
+
+MAX_ADVERTISING_DATA = 31
+COMMAND_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class PeripheralIdentity:
+    """What a device says about itself: advertised name and Device Information strings."""
+
+    name: str
+    manufacturer: str
+    model: str
+    serial_number: str
+    firmware_revision: str
+
+
+class SimulatedPeripheral:
+    """Base of the simulators: ``async with`` runs the peripheral on its bumble ``Device``.
+
+    Subclasses set ``KIND`` (for logs), ``SERVICE_UUID16`` and ``APPEARANCE`` (advertised), pass
+    their services to ``__init__`` and may override the hooks ``_attach``, ``_detach`` and
+    ``_on_disconnected``.
+    """
+
+    KIND: ClassVar[str] = "device"
+    SERVICE_UUID16: ClassVar[int]
+    APPEARANCE: ClassVar[int]
+
+    def __init__(
+        self,
+        device: Device,
+        identity: PeripheralIdentity,
+        services: list[gatt.Service],
+        *,
+        advertising_interval_ms: float,
+        indication_timeout: float,
+    ) -> None:
+        self._device = device
+        self.identity = identity
+        self._advertising_interval_ms = advertising_interval_ms
+        self._indication_timeout = indication_timeout
+        self._advertising_data, self._scan_response = advertising_payloads(
+            identity.name, self.SERVICE_UUID16, self.APPEARANCE, self.KIND
+        )
+        self._services = [
+            *services,
+            DeviceInformationService(
+                manufacturer_name=identity.manufacturer,
+                model_number=identity.model,
+                serial_number=identity.serial_number,
+                firmware_revision=identity.firmware_revision,
+            ),
+        ]
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._connection: Connection | None = None
+        self._running = False
+        self._services_added = False
+
+    @property
+    def address(self) -> str:
+        """The address as bleak shows it (upper case, no type suffix)."""
+        return self._device.random_address.to_string(with_type_qualifier=False).upper()
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connection is not None
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if not self._services_added:
+            self._device.add_services(self._services)
+            self._services_added = True
+        self._device.on(Device.EVENT_CONNECTION, self._on_connection)
+        self._attach()
+        self._running = True
+        await self._start_advertising()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._running = False
+        self._device.remove_listener(Device.EVENT_CONNECTION, self._on_connection)
+        self._detach()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        async with asyncio.timeout(COMMAND_TIMEOUT):
+            if self._connection is not None:
+                await self._connection.disconnect()
+            await self._device.stop_advertising()
+
+    def _attach(self) -> None:
+        """Hook: register the subclass's listeners (on entry)."""
+
+    def _detach(self) -> None:
+        """Hook: remove them (on exit)."""
+
+    def _on_disconnected(self, connection: Connection, reason: int) -> None:
+        """Hook: a central went away (before the peripheral advertises again)."""
+
+    async def _start_advertising(self) -> None:
+        async with asyncio.timeout(COMMAND_TIMEOUT):
+            await self._device.start_advertising(
+                advertising_data=self._advertising_data,
+                scan_response_data=self._scan_response,
+                advertising_interval_min=self._advertising_interval_ms,
+                advertising_interval_max=self._advertising_interval_ms,
+            )
+        logger.debug("%s %s advertising", self.KIND, self.identity.name)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "%s %s: task %s failed",
+                self.KIND,
+                self.identity.name,
+                task.get_name(),
+                exc_info=task.exception(),
+            )
+
+    def _on_connection(self, connection: Connection) -> None:
+        if connection.role != hci.Role.PERIPHERAL:
+            return
+        logger.info("%s %s connected to %s", self.KIND, self.identity.name, connection.peer_address)
+        self._connection = connection
+        connection.on(
+            Connection.EVENT_DISCONNECTION,
+            lambda reason: self._on_disconnection(connection, reason),
+        )
+
+    def _on_disconnection(self, connection: Connection, reason: int) -> None:
+        if self._connection is connection:
+            self._connection = None
+        self._on_disconnected(connection, reason)
+        logger.info("%s %s disconnected (reason 0x%02X)", self.KIND, self.identity.name, reason)
+        if self._running:
+            self._spawn(self._start_advertising(), f"{self.KIND}-readvertise")
+
+    # --- GATT ---------------------------------------------------------------------------------
+
+    def _subscribed(
+        self, connection: Connection, characteristic: gatt.Characteristic, bit: int
+    ) -> bool:
+        return is_subscribed(self._device, connection, characteristic, bit)
+
+    async def _indicate_to(
+        self, connection: Connection, characteristic: gatt.Characteristic, payload: bytes
+    ) -> bool:
+        """Indicate and wait for the confirmation (False: not confirmed, link gone or late)."""
+        return await indicate_confirmed(
+            self._device, connection, characteristic, payload, self._indication_timeout
+        )
+
+
+def advertising_payloads(
+    name: str, service_uuid16: int, appearance: int, kind: str = "device"
+) -> tuple[bytes, bytes]:
+    """Advertising data (flags, service UUID, appearance, name) and scan response (the complete
+    name when the advertising data only has room for a shortened one).
+
+    Everything a gateway filters on is in the advertising data itself: bumble's virtual
+    controller never sends scan response data (it repeats the advertising data instead).
+    """
+    encoded_name = name.encode("utf-8")
+    if not encoded_name:
+        raise ValueError(f"the {kind} needs a name")
+    base = [
+        (AdvertisingData.Type.FLAGS, bytes([0x06])),  # LE General Discoverable, no BR/EDR
+        (
+            AdvertisingData.Type.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
+            struct.pack("<H", service_uuid16),
+        ),
+        (AdvertisingData.Type.APPEARANCE, struct.pack("<H", appearance)),
+    ]
+    complete = (AdvertisingData.Type.COMPLETE_LOCAL_NAME, encoded_name)
+    if len(encoded_name) > MAX_ADVERTISING_DATA - 2:
+        raise ValueError(f"{kind} name too long to advertise: {name!r}")
+    with_name = bytes(AdvertisingData([*base, complete]))
+    if len(with_name) <= MAX_ADVERTISING_DATA:
+        return with_name, b""
+    room = MAX_ADVERTISING_DATA - len(bytes(AdvertisingData(base))) - 2
+    short = encoded_name[:room].decode("utf-8", errors="ignore").encode("utf-8")
+    shortened = (AdvertisingData.Type.SHORTENED_LOCAL_NAME, short)
+    return bytes(AdvertisingData([*base, shortened])), bytes(AdvertisingData([complete]))
