@@ -1,12 +1,15 @@
-"""Random bytes into every decoder: a DecodeError or a value that re-encodes to the same bytes."""
+"""Random bytes into every decoder: a DecodeError, or a value that re-encodes to the same bytes
+and has a JSON form."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.codec import DECODERS, DecodeError, decode
+from gateway.codec import DECODERS, DecodeError, decode, to_jsonable
 
 
 @pytest.mark.parametrize("characteristic", sorted(DECODERS))
@@ -20,6 +23,7 @@ def test_random_bytes_never_crash_a_decoder(characteristic: str, payload: bytes)
         assert exc.reason
         return
     assert bytes(obj) == payload  # type: ignore[call-overload]
+    json.dumps(to_jsonable(obj), allow_nan=False)  # whatever decodes can be shown as JSON
 
 
 def test_every_supported_characteristic_is_fuzzed() -> None:
