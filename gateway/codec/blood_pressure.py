@@ -61,14 +61,6 @@ def _to_mmhg(value: SFloat, unit: PressureUnit) -> float | None:
     return float(number * KPA_TO_MMHG if unit is PressureUnit.KPA else number)
 
 
-def _time_stamp(value: DateTime | datetime | None) -> DateTime | None:
-    return DateTime.from_datetime(value) if isinstance(value, datetime) else value
-
-
-def _sfloat(value: SFloat | float) -> SFloat:
-    return value if isinstance(value, SFloat) else SFloat.from_value(value)
-
-
 @dataclass(frozen=True)
 class BloodPressureMmHg:
     """Pressures normalised to mmHg; None where the device sent a special value."""
@@ -116,11 +108,11 @@ class BloodPressureMeasurement:
         """Build from plain numbers (NaN allowed), e.g. in a simulator."""
         return cls(
             unit,
-            _sfloat(systolic),
-            _sfloat(diastolic),
-            _sfloat(mean_arterial_pressure),
-            _time_stamp(time_stamp),
-            None if pulse_rate is None else _sfloat(pulse_rate),
+            SFloat.coerce(systolic),
+            SFloat.coerce(diastolic),
+            SFloat.coerce(mean_arterial_pressure),
+            DateTime.coerce(time_stamp),
+            None if pulse_rate is None else SFloat.coerce(pulse_rate),
             user_id,
             status,
         )

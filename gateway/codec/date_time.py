@@ -51,6 +51,11 @@ class DateTime:
             return None
 
     @classmethod
+    def coerce(cls, value: Self | datetime | None) -> Self | None:
+        """A time stamp given as a DateTime or a (naive, local) datetime; None stays None."""
+        return cls.from_datetime(value) if isinstance(value, datetime) else value
+
+    @classmethod
     def from_datetime(cls, dt: datetime) -> Self:
         """Wall-clock fields of ``dt``; a tzinfo is not converted, microseconds are dropped."""
         return cls(dt.year, dt.month, dt.day, dt.hour, dt.minute, dt.second)

@@ -157,6 +157,11 @@ class MedFloat:
 
     # -- construction from numbers -----------------------------------------------------------
     @classmethod
+    def coerce(cls, value: Self | float | Decimal) -> Self:
+        """``value`` as this type: kept when it already is one, else ``from_value``."""
+        return value if isinstance(value, cls) else cls.from_value(value)
+
+    @classmethod
     def from_special(cls, special: SpecialValue) -> Self:
         mantissa = {v: k for k, v in cls._specials().items()}[special]
         return cls(mantissa, 0)

@@ -94,10 +94,6 @@ def _finite(value: SFloat | None) -> float | None:
     return None if number is None else float(number)
 
 
-def _sfloat(value: SFloat | float) -> SFloat:
-    return value if isinstance(value, SFloat) else SFloat.from_value(value)
-
-
 @dataclass(frozen=True)
 class PlxSpotCheckMeasurement:
     """0x2A5E. ``spo2`` and ``pulse_amplitude_index`` in %, ``pulse_rate`` in beats per minute."""
@@ -131,12 +127,12 @@ class PlxSpotCheckMeasurement:
     ) -> Self:
         """Build from plain numbers (NaN allowed), e.g. in a simulator."""
         return cls(
-            _sfloat(spo2),
-            _sfloat(pulse_rate),
-            DateTime.from_datetime(time_stamp) if isinstance(time_stamp, datetime) else time_stamp,
+            SFloat.coerce(spo2),
+            SFloat.coerce(pulse_rate),
+            DateTime.coerce(time_stamp),
             measurement_status,
             device_and_sensor_status,
-            None if pulse_amplitude_index is None else _sfloat(pulse_amplitude_index),
+            None if pulse_amplitude_index is None else SFloat.coerce(pulse_amplitude_index),
             device_clock_not_set,
         )
 

@@ -80,10 +80,6 @@ class TemperatureType(Code8):
         return _TYPE_TEXT.get(self.value, self.name)
 
 
-def _float32(value: Float32 | float) -> Float32:
-    return value if isinstance(value, Float32) else Float32.from_value(value)
-
-
 @dataclass(frozen=True)
 class TemperatureMeasurement:
     """0x2A1C. ``temperature`` in ``unit``; ``celsius()`` converts."""
@@ -112,8 +108,8 @@ class TemperatureMeasurement:
         """Build from a plain number (NaN allowed), e.g. in a simulator."""
         return cls(
             unit,
-            _float32(temperature),
-            DateTime.from_datetime(time_stamp) if isinstance(time_stamp, datetime) else time_stamp,
+            Float32.coerce(temperature),
+            DateTime.coerce(time_stamp),
             temperature_type,
         )
 

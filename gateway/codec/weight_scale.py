@@ -131,7 +131,7 @@ class WeightMeasurement:
             WEIGHT_UNSUCCESSFUL
             if weight is None
             else _to_raw(weight, unit.weight_resolution, "weight", limit),
-            DateTime.from_datetime(time_stamp) if isinstance(time_stamp, datetime) else time_stamp,
+            DateTime.coerce(time_stamp),
             user_id,
             None if bmi is None else _to_raw(bmi, BMI_RESOLUTION, "bmi", 0xFFFF),
             None if height is None else _to_raw(height, unit.height_resolution, "height", 0xFFFF),
