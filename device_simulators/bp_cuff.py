@@ -14,6 +14,17 @@ record stays stored and is delivered, oldest first, when a central subscribes ne
                              features=0x0001, battery_level=87)
     async with cuff:
         delivered = await cuff.measure(encoded_bpm)
+
+Variants seen in the field, all off by default:
+
+* ``clock=DeviceClock(...)``: the cuff's own (possibly wrong or unset) clock, exposed as a
+  writable Current Time Service 0x1805 (``device_simulators.current_time``);
+* ``intermediate_cuff_pressure=True``: Intermediate Cuff Pressure 0x2A36 (notify) in the BPS;
+  ``measure(payload, inflation=[...])`` notifies the cuff pressure while it inflates;
+* ``measurement_property="notify"``: a cuff that *notifies* its measurements instead of
+  indicating them. A measurement then counts as delivered once it is notified to a central
+  that enabled notifications: there is no confirmation, so a notification lost on the way is
+  lost for good, which is why the profile asks for indications.
 """
 
 from __future__ import annotations
@@ -22,13 +33,17 @@ import asyncio
 import logging
 import struct
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 from bumble import gatt
 from bumble.core import UUID
 from bumble.device import Connection, Device
 
-from device_simulators.gatt import read_not_permitted
+from device_simulators.current_time import current_time_service
+from device_simulators.device_clock import DeviceClock
+from device_simulators.gatt import read_not_permitted, write_not_permitted
 from device_simulators.peripheral import COMMAND_TIMEOUT, PeripheralIdentity, SimulatedPeripheral
 
 logger = logging.getLogger(__name__)
@@ -36,10 +51,15 @@ logger = logging.getLogger(__name__)
 BLOOD_PRESSURE_SERVICE = 0x1810
 BLOOD_PRESSURE_MEASUREMENT = 0x2A35
 BLOOD_PRESSURE_FEATURE = 0x2A49
+INTERMEDIATE_CUFF_PRESSURE = 0x2A36
 BATTERY_SERVICE = 0x180F
 BATTERY_LEVEL = 0x2A19
 #: GAP Appearance "Blood Pressure: Generic" (category 0x00E, sub-category 0x00).
 APPEARANCE_GENERIC_BLOOD_PRESSURE = 0x0E << 6
+#: Pause between two Intermediate Cuff Pressure notifications (a cuff inflating).
+INFLATION_STEP = 0.02
+
+MeasurementProperty = Literal["indicate", "notify"]
 
 
 #: A cuff's identity: the name it advertises and its Device Information strings.
@@ -63,6 +83,10 @@ class BloodPressureCuff(SimulatedPeripheral):
         battery_level: initial Battery Level, 0..100 %.
         advertising_interval_ms: advertising interval (short by default, for quick discovery).
         indication_timeout: how long one indication may wait for the central's confirmation.
+        clock: the cuff's own wall clock, exposed as a writable Current Time Service.
+        intermediate_cuff_pressure: add Intermediate Cuff Pressure 0x2A36 (notify).
+        measurement_property: how 0x2A35 is delivered: "indicate" (the profile) or "notify"
+            (a non-conforming cuff).
     """
 
     KIND = "cuff"
@@ -78,20 +102,43 @@ class BloodPressureCuff(SimulatedPeripheral):
         battery_level: int = 100,
         advertising_interval_ms: float = 100.0,
         indication_timeout: float = 5.0,
+        clock: DeviceClock | None = None,
+        intermediate_cuff_pressure: bool = False,
+        measurement_property: MeasurementProperty = "indicate",
     ) -> None:
         if not 0 <= features <= 0xFFFF:
             raise ValueError(f"Blood Pressure Feature must fit 16 bits, got {features:#x}")
         _check_battery_level(battery_level)
+        if measurement_property not in get_args(MeasurementProperty):
+            raise ValueError(
+                f"measurement_property must be 'indicate' or 'notify', got {measurement_property!r}"
+            )
         self.features = features
         self._battery_level = battery_level
+        self.measurement_property: MeasurementProperty = measurement_property
+        self._cccd_bit = (
+            gatt.ClientCharacteristicConfigurationBits.INDICATION
+            if measurement_property == "indicate"
+            else gatt.ClientCharacteristicConfigurationBits.NOTIFICATION
+        )
 
         self._measurement = gatt.Characteristic(
             UUID.from_16_bits(BLOOD_PRESSURE_MEASUREMENT, "Blood Pressure Measurement"),
-            gatt.Characteristic.Properties.INDICATE,
+            gatt.Characteristic.Properties.INDICATE
+            if measurement_property == "indicate"
+            else gatt.Characteristic.Properties.NOTIFY,
             gatt.Characteristic.Permissions(0),
             # bumble does not enforce the absence of READABLE: refuse reads like a real cuff.
-            gatt.CharacteristicValue(read=read_not_permitted),
+            gatt.CharacteristicValue(read=read_not_permitted, write=write_not_permitted),
         )
+        self._intermediate: gatt.Characteristic | None = None
+        if intermediate_cuff_pressure:
+            self._intermediate = gatt.Characteristic(
+                UUID.from_16_bits(INTERMEDIATE_CUFF_PRESSURE, "Intermediate Cuff Pressure"),
+                gatt.Characteristic.Properties.NOTIFY,
+                gatt.Characteristic.Permissions(0),
+                gatt.CharacteristicValue(read=read_not_permitted, write=write_not_permitted),
+            )
         self._battery = gatt.Characteristic(
             gatt.GATT_BATTERY_LEVEL_CHARACTERISTIC,
             gatt.Characteristic.Properties.READ | gatt.Characteristic.Properties.NOTIFY,
@@ -103,6 +150,7 @@ class BloodPressureCuff(SimulatedPeripheral):
                 gatt.GATT_BLOOD_PRESSURE_SERVICE,
                 [
                     self._measurement,
+                    *([self._intermediate] if self._intermediate is not None else []),
                     gatt.Characteristic(
                         UUID.from_16_bits(BLOOD_PRESSURE_FEATURE, "Blood Pressure Feature"),
                         gatt.Characteristic.Properties.READ,
@@ -113,12 +161,15 @@ class BloodPressureCuff(SimulatedPeripheral):
             ),
             gatt.Service(gatt.GATT_BATTERY_SERVICE, [self._battery]),
         ]
+        if clock is not None:
+            services.append(current_time_service(clock, writable=True))
         super().__init__(
             device,
             identity,
             services,
             advertising_interval_ms=advertising_interval_ms,
             indication_timeout=indication_timeout,
+            clock=clock,
         )
         self._memory: deque[_Record] = deque()
         self._flush_lock = asyncio.Lock()
@@ -145,20 +196,33 @@ class BloodPressureCuff(SimulatedPeripheral):
         )
 
     def _on_subscription(self, bearer: object, notify: bool, indicate: bool) -> None:
-        if indicate and self._running:
+        subscribed = indicate if self.measurement_property == "indicate" else notify
+        if subscribed and self._running:
             self._spawn(self._flush(), "cuff-deliver-stored")
 
     # --- behaviour ---------------------------------------------------------------------------
 
-    async def measure(self, payload: bytes) -> bool:
+    async def measure(self, payload: bytes, *, inflation: Sequence[bytes] = ()) -> bool:
         """Store an encoded Blood Pressure Measurement and deliver it if a central is subscribed.
 
-        Returns True once the central confirmed this measurement; False when it stays in memory
-        (no subscribed central, or the link dropped / the confirmation timed out), to be
-        delivered at the next subscription.
+        ``inflation``: encoded Intermediate Cuff Pressure values, notified on 0x2A36 one by one
+        (``INFLATION_STEP`` apart) before the measurement, as the cuff inflates; skipped when
+        no central enabled notifications on 0x2A36 (a real cuff does not store them). It needs
+        a cuff built with ``intermediate_cuff_pressure=True``.
+
+        Returns True once the central confirmed this measurement (for a notifying cuff: once it
+        was notified to a subscribed central); False when it stays in memory (no subscribed
+        central, or the link dropped / the confirmation timed out), to be delivered at the next
+        subscription.
         """
         if not payload:
             raise ValueError("a Blood Pressure Measurement payload cannot be empty")
+        steps = [bytes(step) for step in inflation]
+        if steps and self._intermediate is None:
+            raise ValueError("this cuff has no Intermediate Cuff Pressure characteristic")
+        if any(not step for step in steps):
+            raise ValueError("an Intermediate Cuff Pressure payload cannot be empty")
+        await self._inflate(steps)
         record = _Record(bytes(payload))
         self._memory.append(record)
         await self._flush()
@@ -178,6 +242,16 @@ class BloodPressureCuff(SimulatedPeripheral):
             async with asyncio.timeout(COMMAND_TIMEOUT):
                 await connection.disconnect()
 
+    async def _inflate(self, steps: list[bytes]) -> None:
+        intermediate = self._intermediate
+        for step in steps:
+            connection = self._connection
+            if intermediate is None or connection is None:
+                return
+            if not await self._notify_to(connection, intermediate, step):
+                return  # nobody listens to the inflation (or the link went): skip the rest
+            await asyncio.sleep(INFLATION_STEP)
+
     async def _flush(self) -> None:
         async with self._flush_lock:
             while self._memory:
@@ -185,19 +259,25 @@ class BloodPressureCuff(SimulatedPeripheral):
                 if connection is None:
                     return
                 record = self._memory[0]
-                if not await self._indicate(connection, record.payload):
+                if not await self._deliver(connection, record.payload):
                     return
                 self._memory.popleft()
                 record.confirmed = True
 
     def _subscribed_connection(self) -> Connection | None:
         connection = self._connection
-        indicate = gatt.ClientCharacteristicConfigurationBits.INDICATION
-        if connection is None or not self._subscribed(connection, self._measurement, indicate):
+        if connection is None or not self._subscribed(
+            connection, self._measurement, self._cccd_bit
+        ):
             return None
         return connection
 
-    async def _indicate(self, connection: Connection, payload: bytes) -> bool:
+    async def _deliver(self, connection: Connection, payload: bytes) -> bool:
+        if self.measurement_property == "notify":
+            delivered = await self._notify_to(connection, self._measurement, payload)
+            if not delivered:
+                logger.info("cuff %s: notification not sent, record kept", self.identity.name)
+            return delivered
         confirmed = await self._indicate_to(connection, self._measurement, payload)
         if not confirmed:
             logger.info("cuff %s: indication not confirmed, record kept", self.identity.name)

@@ -65,6 +65,38 @@ async def indicate_confirmed(
     return False
 
 
+async def notify_if_subscribed(
+    device: Device,
+    connection: Connection,
+    characteristic: gatt.Characteristic,
+    payload: bytes,
+    timeout: float,
+) -> bool:
+    """Notify ``payload`` to the central on ``connection`` if it enabled notifications.
+
+    True once the notification is handed to the link (there is no confirmation: that is what
+    notifying means); False when the central did not subscribe to notifications, or the link
+    went away or did not take the notification within ``timeout``.
+    """
+    bit = gatt.ClientCharacteristicConfigurationBits.NOTIFICATION
+    if not is_subscribed(device, connection, characteristic, bit):
+        return False
+    try:
+        async with asyncio.timeout(timeout):
+            await device.notify_subscriber(connection, characteristic, payload, force=True)
+    except Exception as error:  # the link dropped under us: the caller keeps its data
+        logger.warning("notification on handle 0x%04X failed: %r", characteristic.handle, error)
+        return False
+    return True
+
+
 def read_not_permitted(_connection: Connection) -> bytes:
     """A read handler for characteristics without READ: bumble would serve them anyway."""
     raise att.ATT_Error(att.ErrorCode.READ_NOT_PERMITTED)
+
+
+def write_not_permitted(_connection: Connection, _value: bytes) -> None:
+    """A write handler for characteristics without WRITE: bumble does not check the properties
+    nor the permissions of a written attribute, and would fail inside its own task without a
+    handler; a real device answers Write Not Permitted."""
+    raise att.ATT_Error(att.ErrorCode.WRITE_NOT_PERMITTED)

@@ -21,6 +21,17 @@ refused with ATT error 0x81, a request while one runs with 0x80::
 Fault injection: ``drop_link_after(n)`` drops the link after n records of the next report;
 ``stall_after(n)`` stops the next report after n records without the final response (until
 the collector aborts).
+
+Sequence-number faults of real meters (SPEC.md 8): numbers are uint16 and wrap 0xFFFF -> 0x0000
+(``first_sequence_number=65534`` reaches the wrap in two records); some meters number
+backwards (``sequence_numbers="descending"``: 0xFFFF, 0xFFFE, ...); a reset meter forgets its
+records and starts numbering again (``reset_memory()``). The RACP ">=" filter compares the raw
+numbers, as a real meter does, so a collector that resumes from a high-water mark misses
+records on such meters: that is what these modes are for.
+
+Clock: ``clock=DeviceClock(...)`` exposes the meter's own wall clock, as a Current Time
+Service (``clock_characteristic="2A2B"``) or, like Roche meters, as a Date Time 0x2A08 inside
+the Glucose service (``"2A08"``); both writable (``device_simulators.current_time``).
 """
 
 from __future__ import annotations
@@ -30,12 +41,15 @@ import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from bumble import att, gatt
 from bumble.core import UUID
 from bumble.device import Connection, Device
 
-from device_simulators.gatt import read_not_permitted
+from device_simulators.current_time import current_time_service, date_time_characteristic
+from device_simulators.device_clock import DeviceClock
+from device_simulators.gatt import read_not_permitted, write_not_permitted
 from device_simulators.peripheral import COMMAND_TIMEOUT, PeripheralIdentity, SimulatedPeripheral
 from gateway.codec.errors import DecodeError
 from gateway.codec.glucose import GlucoseFeature, GlucoseMeasurement
@@ -63,6 +77,11 @@ APPEARANCE_GENERIC_GLUCOSE_METER = 0x0D << 6
 ATT_PROCEDURE_ALREADY_IN_PROGRESS = 0x80
 ATT_CCCD_IMPROPERLY_CONFIGURED = 0x81
 _MAX_SEQUENCE_NUMBER = 0xFFFF
+#: How many records a meter can hold: one per sequence number.
+MEMORY_CAPACITY = _MAX_SEQUENCE_NUMBER + 1
+
+ClockCharacteristic = Literal["2A2B", "2A08"]
+SequenceNumbering = Literal["ascending", "descending"]
 
 
 #: A meter's identity: the name it advertises and its Device Information strings.
@@ -91,6 +110,14 @@ class Glucometer(SimulatedPeripheral):
         feature: the Glucose Feature value.
         advertising_interval_ms: advertising interval (short by default, for quick discovery).
         indication_timeout: how long one RACP indication may wait for its confirmation.
+        clock: the meter's own wall clock (None: the meter exposes no clock).
+        clock_characteristic: where the clock is exposed: "2A2B" a Current Time Service,
+            "2A08" a Date Time characteristic inside the Glucose service (ignored without
+            a clock).
+        sequence_numbers: "ascending" (0, 1, ... wrapping 0xFFFF -> 0) or "descending"
+            (0xFFFF, 0xFFFE, ... wrapping 0 -> 0xFFFF).
+        first_sequence_number: the number of the first record (default 0 ascending, 0xFFFF
+            descending), and again after ``reset_memory()``.
     """
 
     KIND = "meter"
@@ -105,20 +132,38 @@ class Glucometer(SimulatedPeripheral):
         feature: GlucoseFeature | None = None,
         advertising_interval_ms: float = 100.0,
         indication_timeout: float = 5.0,
+        clock: DeviceClock | None = None,
+        clock_characteristic: ClockCharacteristic = "2A2B",
+        sequence_numbers: SequenceNumbering = "ascending",
+        first_sequence_number: int | None = None,
     ) -> None:
+        if clock_characteristic not in get_args(ClockCharacteristic):
+            raise ValueError(
+                f"clock_characteristic must be '2A2B' or '2A08', got {clock_characteristic!r}"
+            )
+        if sequence_numbers not in get_args(SequenceNumbering):
+            raise ValueError(
+                f"sequence_numbers must be 'ascending' or 'descending', got {sequence_numbers!r}"
+            )
+        if first_sequence_number is None:
+            first_sequence_number = 0 if sequence_numbers == "ascending" else _MAX_SEQUENCE_NUMBER
+        if not 0 <= first_sequence_number <= _MAX_SEQUENCE_NUMBER:
+            raise ValueError(f"first_sequence_number must be 0..65535, got {first_sequence_number}")
         self.feature = feature if feature is not None else GlucoseFeature()
+        self.sequence_numbers: SequenceNumbering = sequence_numbers
+        self.first_sequence_number = first_sequence_number
 
         self._measurement = gatt.Characteristic(
             UUID.from_16_bits(GLUCOSE_MEASUREMENT, "Glucose Measurement"),
             gatt.Characteristic.Properties.NOTIFY,
             gatt.Characteristic.Permissions(0),
-            gatt.CharacteristicValue(read=read_not_permitted),
+            gatt.CharacteristicValue(read=read_not_permitted, write=write_not_permitted),
         )
         self._context = gatt.Characteristic(
             UUID.from_16_bits(GLUCOSE_MEASUREMENT_CONTEXT, "Glucose Measurement Context"),
             gatt.Characteristic.Properties.NOTIFY,
             gatt.Characteristic.Permissions(0),
-            gatt.CharacteristicValue(read=read_not_permitted),
+            gatt.CharacteristicValue(read=read_not_permitted, write=write_not_permitted),
         )
         self._racp = gatt.Characteristic(
             UUID.from_16_bits(RECORD_ACCESS_CONTROL_POINT, "Record Access Control Point"),
@@ -139,18 +184,26 @@ class Glucometer(SimulatedPeripheral):
                         bytes(self.feature),
                     ),
                     self._racp,
+                    *(
+                        [date_time_characteristic(clock, writable=True)]
+                        if clock is not None and clock_characteristic == "2A08"
+                        else []
+                    ),
                 ],
             ),
         ]
+        if clock is not None and clock_characteristic == "2A2B":
+            services.append(current_time_service(clock, writable=True))
         super().__init__(
             device,
             identity,
             services,
             advertising_interval_ms=advertising_interval_ms,
             indication_timeout=indication_timeout,
+            clock=clock,
         )
         self._records: list[_Record] = []
-        self._next_sequence = 0
+        self._next_sequence = first_sequence_number
         self._drop_after: int | None = None
         self._stall_after: int | None = None
         self._procedure: asyncio.Task[None] | None = None
@@ -192,6 +245,12 @@ class Glucometer(SimulatedPeripheral):
         self._records.append(_Record(sequence, bytes(payload), None))
         return sequence
 
+    def reset_memory(self) -> None:
+        """A reset meter: every record is forgotten and numbering restarts from its start."""
+        self._records.clear()
+        self._next_sequence = self.first_sequence_number
+        logger.info("meter %s: memory reset", self.identity.name)
+
     def drop_link_after(self, records: int) -> None:
         """Drop the link after notifying ``records`` records in the next report procedure."""
         if records < 0:
@@ -206,10 +265,13 @@ class Glucometer(SimulatedPeripheral):
         self._stall_after = records
 
     def _take_sequence(self) -> int:
-        if self._next_sequence > _MAX_SEQUENCE_NUMBER:
-            raise ValueError("the meter's sequence numbers are exhausted (uint16)")
+        if len(self._records) >= MEMORY_CAPACITY:
+            raise ValueError(
+                f"the meter's memory is full ({MEMORY_CAPACITY} records, one per sequence number)"
+            )
         sequence = self._next_sequence
-        self._next_sequence += 1
+        step = 1 if self.sequence_numbers == "ascending" else -1
+        self._next_sequence = (sequence + step) & _MAX_SEQUENCE_NUMBER
         return sequence
 
     # --- lifecycle hook --------------------------------------------------------------------

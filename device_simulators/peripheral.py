@@ -2,7 +2,8 @@
 
 A subclass builds its own GATT services and behaviour; this base adds Device Information,
 advertises (and advertises again after every disconnection), tracks the connection, runs
-background tasks and delivers confirmed indications.
+background tasks, delivers confirmed indications and notifications, and keeps the device's own
+clock (``device_simulators.device_clock``) when the subclass exposes one.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from bumble.core import AdvertisingData
 from bumble.device import Connection, Device
 from bumble.profiles.device_information_service import DeviceInformationService
 
-from device_simulators.gatt import indicate_confirmed, is_subscribed
+from device_simulators.device_clock import DeviceClock
+from device_simulators.gatt import indicate_confirmed, is_subscribed, notify_if_subscribed
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +61,10 @@ class SimulatedPeripheral:
         *,
         advertising_interval_ms: float,
         indication_timeout: float,
+        clock: DeviceClock | None = None,
     ) -> None:
         self._device = device
+        self._clock = clock
         self.identity = identity
         self._advertising_interval_ms = advertising_interval_ms
         self._indication_timeout = indication_timeout
@@ -89,6 +93,11 @@ class SimulatedPeripheral:
     @property
     def is_connected(self) -> bool:
         return self._connection is not None
+
+    @property
+    def clock(self) -> DeviceClock | None:
+        """The device's own wall clock, when it exposes one over GATT (None otherwise)."""
+        return self._clock
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -186,6 +195,14 @@ class SimulatedPeripheral:
         """Indicate and wait for the confirmation (False: not confirmed, link gone or late)."""
         return await indicate_confirmed(
             self._device, connection, characteristic, payload, self._indication_timeout
+        )
+
+    async def _notify_to(
+        self, connection: Connection, characteristic: gatt.Characteristic, payload: bytes
+    ) -> bool:
+        """Notify if the central enabled notifications (False: it did not, or the link is gone)."""
+        return await notify_if_subscribed(
+            self._device, connection, characteristic, payload, COMMAND_TIMEOUT
         )
 
 

@@ -1,6 +1,7 @@
-"""The gateway's one entry point to bleak: find blood-pressure cuffs, connect, and stream what
-they indicate. Only bleak's public API is used here, so the same code runs on BlueZ with real
-hardware and on the bumble backend with simulators (``backend=`` chooses)."""
+"""The gateway's one entry point to bleak: find health devices, connect, identify them, and
+hand each connected device to the session that speaks its profile. Only bleak's public API is
+used here, so the same code runs on BlueZ with real hardware and on the bumble backend with
+simulators (``backend=`` chooses)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from bleak import BleakClient, BleakScanner
 from bleak.backends.client import BaseBleakClient
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 BPS = uuids.uuid128(uuids.BLOOD_PRESSURE_SERVICE)
 BPM = uuids.uuid128(uuids.BLOOD_PRESSURE_MEASUREMENT)
+GLS = uuids.uuid128(uuids.GLUCOSE_SERVICE)
 _DIS_FIELDS = {
     "manufacturer": uuids.uuid128(uuids.MANUFACTURER_NAME),
     "model": uuids.uuid128(uuids.MODEL_NUMBER),
@@ -44,17 +46,54 @@ CONNECT_TIMEOUT = 15.0
 READ_TIMEOUT = 10.0
 
 
+class NotAllowed(Exception):
+    """A connected device is not on the gateway's allowlist."""
+
+
+class SessionEnded(Exception):
+    """A session ended early in a way its protocol foresees (a transfer cut short): logged as
+    a warning, and the device is connected again after its back-off."""
+
+
+#: What a session returns: seconds to leave the device alone before connecting again (a meter
+#: read a moment ago has nothing new), or None to reconnect whenever it advertises (a cuff).
+Session = Callable[[BleakClient, DeviceIdentity], Awaitable[float | None]]
+#: Chooses the session for a connected device from its services; None: nothing to do with it.
+SessionFor = Callable[[BleakClient], Session | None]
+
+
 @dataclass(frozen=True, slots=True)
-class Received:
-    """One characteristic value as it arrived, stamped with the gateway's clock."""
+class Allowlist:
+    """The provisioned devices: bluetooth addresses and/or device keys (``make/model/serial``).
 
-    device: DeviceIdentity
-    characteristic: str
-    payload: bytes
-    received_at: datetime
+    Addresses are checked before connecting; device keys once Device Information is read.
+    Empty: every health device in range is served (development and demos only).
+    """
 
+    addresses: frozenset[str] = frozenset()
+    device_keys: frozenset[str] = frozenset()
 
-OnReceived = Callable[[Received], Awaitable[None]]
+    @classmethod
+    def of(cls, entries: Collection[str]) -> Allowlist:
+        """Entries with a ``/`` are device keys, the others addresses."""
+        keys = frozenset(e for e in entries if "/" in e)
+        addresses = frozenset(e.upper() for e in entries if "/" not in e)
+        return cls(addresses, keys)
+
+    @property
+    def open(self) -> bool:
+        return not self.addresses and not self.device_keys
+
+    def may_connect(self, address: str) -> bool:
+        # A device listed by key can have any address: only connecting tells who it is.
+        return self.open or bool(self.device_keys) or address.upper() in self.addresses
+
+    def allows(self, identity: DeviceIdentity) -> bool:
+        return (
+            self.open
+            or identity.address.upper() in self.addresses
+            or identity.device_key in self.device_keys
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,27 +145,49 @@ async def scan_health_devices(backends: BleBackends, duration: float) -> list[Se
     return sorted(seen, key=lambda d: -d.rssi)
 
 
-async def watch_cuffs(backends: BleBackends, on_received: OnReceived, *, backoff: Backoff) -> None:
-    """Scan for devices advertising the Blood Pressure Service and keep one session per device,
-    until cancelled. A dropped connection is retried when the device advertises again, after a
-    back-off of that device's own (one failing device never slows the others)."""
+async def watch_devices(
+    backends: BleBackends,
+    session_for: SessionFor,
+    *,
+    services: Collection[str],
+    allowlist: Allowlist,
+    backoff: Backoff,
+    pair: bool = False,
+) -> None:
+    """Scan for devices advertising one of ``services`` and keep one session per device, until
+    cancelled. A failed or dropped session is retried when the device advertises again, after a
+    back-off of that device's own (one failing device never slows the others). A device that is
+    not on the allowlist is left alone (and not connected again for a while)."""
     sessions: dict[str, asyncio.Task[None]] = {}
     backoffs: dict[str, Backoff] = {}
+    quiet_until: dict[str, float] = {}  # address -> monotonic time before which we leave it be
+    refused: set[str] = set()
 
     def detected(device: BLEDevice, adv: AdvertisementData) -> None:
-        task = sessions.get(device.address)
-        if task is None or task.done():
-            log.info("found %s (%s, rssi %s)", device.address, adv.local_name, adv.rssi)
-            device_backoff = backoffs.setdefault(device.address, dataclasses.replace(backoff))
-            sessions[device.address] = asyncio.create_task(
-                _session(device, backends, on_received, device_backoff),
-                name=f"ble-{device.address}",
-            )
+        address = device.address
+        task = sessions.get(address)
+        if (task is not None and not task.done()) or time.monotonic() < quiet_until.get(
+            address, 0.0
+        ):
+            return
+        if not allowlist.may_connect(address):
+            if address not in refused:
+                refused.add(address)
+                log.info("ignoring %s (%s): not on the allowlist", address, adv.local_name)
+            return
+        log.info("found %s (%s, rssi %s)", address, adv.local_name, adv.rssi)
+        device_backoff = backoffs.setdefault(address, dataclasses.replace(backoff))
+        sessions[address] = asyncio.create_task(
+            _session(device, backends, session_for, allowlist, device_backoff, quiet_until, pair),
+            name=f"ble-{address}",
+        )
 
     try:
         while True:
             try:
-                async with BleakScanner(detected, service_uuids=[BPS], backend=backends.scanner):
+                async with BleakScanner(
+                    detected, service_uuids=list(services), backend=backends.scanner
+                ):
                     await asyncio.Event().wait()
             except BleakError as exc:
                 delay = backoff.next()
@@ -138,36 +199,41 @@ async def watch_cuffs(backends: BleBackends, on_received: OnReceived, *, backoff
         await asyncio.gather(*sessions.values(), return_exceptions=True)
 
 
+#: How long a device that is not on the allowlist is left alone after it was identified.
+NOT_ALLOWED_QUIET = 600.0
+
+
 async def _session(
-    device: BLEDevice, backends: BleBackends, on_received: OnReceived, backoff: Backoff
+    device: BLEDevice,
+    backends: BleBackends,
+    session_for: SessionFor,
+    allowlist: Allowlist,
+    backoff: Backoff,
+    quiet_until: dict[str, float],
+    pair: bool,
 ) -> None:
-    """Connect, identify, subscribe to measurements and forward them in arrival order."""
-    disconnected = asyncio.Event()
-    inbox: asyncio.Queue[tuple[bytes, datetime]] = asyncio.Queue()
+    """Connect, identify, run the device's session; isolate whatever goes wrong."""
+    rest: float | None = None
     try:
         async with BleakClient(
-            device,
-            disconnected_callback=lambda _client: disconnected.set(),
-            timeout=CONNECT_TIMEOUT,
-            backend=backends.client,
+            device, timeout=CONNECT_TIMEOUT, backend=backends.client, pair=pair
         ) as client:
             identity = await read_identity(client, device.address)
+            if not allowlist.allows(identity):
+                raise NotAllowed(identity.device_key)
+            session = session_for(client)
+            if session is None:
+                log.info("%s offers no profile the gateway reads", identity.device_key)
+                rest = NOT_ALLOWED_QUIET
+                return
             log.info("connected to %s", identity.device_key)
-
-            def on_measurement(_char: object, data: bytearray) -> None:
-                # Stamp now, in the callback: the queue may be drained a little later.
-                inbox.put_nowait((bytes(data), datetime.now(UTC)))
-
-            await client.start_notify(BPM, on_measurement)
+            rest = await session(client, identity)
             backoff.reset()
-            drain = asyncio.create_task(_drain(inbox, identity, on_received))
-            try:
-                await disconnected.wait()
-                await inbox.join()  # everything the device sent before it left is handled
-            finally:
-                drain.cancel()
-            log.info("%s disconnected", identity.device_key)
-    except (BleakError, TimeoutError) as exc:
+            log.info("session with %s ended", identity.device_key)
+    except NotAllowed as exc:
+        log.warning("%s (%s) is not on the allowlist; disconnected", exc, device.address)
+        rest = NOT_ALLOWED_QUIET
+    except (BleakError, TimeoutError, SessionEnded) as exc:
         log.warning("session with %s ended: %s", device.address, exc)
         await asyncio.sleep(backoff.next())
     except Exception:
@@ -175,19 +241,15 @@ async def _session(
         # loudly, and the gateway goes on serving the others.
         log.exception("session with %s failed", device.address)
         await asyncio.sleep(backoff.next())
+    finally:
+        if rest:
+            quiet_until[device.address] = time.monotonic() + rest
 
 
-async def _drain(
-    inbox: asyncio.Queue[tuple[bytes, datetime]], identity: DeviceIdentity, on_received: OnReceived
-) -> None:
-    while True:
-        payload, received_at = await inbox.get()
-        try:
-            await on_received(Received(identity, BPM, payload, received_at))
-        except Exception:
-            log.exception("%s: could not handle %s", identity.device_key, payload.hex())
-        finally:
-            inbox.task_done()
+async def wait_disconnected(client: BleakClient, poll: float = 0.1) -> None:
+    """Until the device goes away (bleak has no awaitable for it; is_connected is cheap)."""
+    while client.is_connected:
+        await asyncio.sleep(poll)
 
 
 async def read_identity(client: BleakClient, address: str) -> DeviceIdentity:

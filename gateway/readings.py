@@ -1,32 +1,37 @@
 """Decoded measurements → wire readings: normalised values, flags, times, deterministic ids.
 
-Pure code: the device clock and time-zone policy is applied here and nowhere else.
+Pure code: the device clock and time-zone policy (``gateway.device_time``) is applied here and
+nowhere else.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from gateway.codec import BloodPressureMeasurement, MeasurementStatus, PulseRateRange
+from gateway.codec.glucose_context import GlucoseMeasurementContext, MedicationUnit
+from gateway.codec.ieee11073 import SFloat
+from gateway.device_time import ClockCheck, when_measured
+from gateway.glucose_transfer import GlucoseRecord
 from homewatch.wire import (
     BloodPressureReading,
     BloodPressureValues,
     DeviceIdentity,
+    GlucoseContext,
+    GlucoseReading,
+    GlucoseValues,
     MeasurementFlag,
     Quantity,
     Unit,
     bp_record_key,
     derive_reading_id,
+    glucose_record_key,
 )
 
 log = logging.getLogger(__name__)
-
-#: A device time further ahead of the gateway's clock than this is a wrong clock, not a reading.
-MAX_DEVICE_CLOCK_AHEAD = timedelta(minutes=10)
-#: Device clocks that were never set often start in 2000 or earlier.
-EARLIEST_PLAUSIBLE = datetime(2010, 1, 1)
 
 
 def blood_pressure_reading(
@@ -35,8 +40,10 @@ def blood_pressure_reading(
     device: DeviceIdentity,
     received_at: datetime,
     device_timezone: ZoneInfo,
+    clock: ClockCheck | None = None,
 ) -> BloodPressureReading:
     """The wire reading of one Blood Pressure Measurement as the gateway received it."""
+    clock = clock or ClockCheck.unknown()
     device_time = measurement.time_stamp.to_datetime() if measurement.time_stamp else None
     mmhg = measurement.in_mmhg()
     values = BloodPressureValues(
@@ -49,33 +56,98 @@ def blood_pressure_reading(
         reported_unit=measurement.unit.label,
         user_id=measurement.user_id,
     )
+    measured_at, source = when_measured(
+        device_time, received_at, device_timezone, clock, device.device_key
+    )
     return BloodPressureReading(
         reading_id=derive_reading_id(device, bp_record_key(device_time, raw, received_at)),
         device=device,
         device_time=device_time,
         received_at=received_at,
-        measured_at=measured_at(device_time, received_at, device_timezone, device.device_key),
+        measured_at=measured_at,
+        time_source=source,
+        device_clock=clock.to_wire(),
         values=values,
         flags=status_flags(measurement.status),
         raw=raw.hex(),
     )
 
 
-def measured_at(
-    device_time: datetime | None, received_at: datetime, tz: ZoneInfo, device_key: str = "?"
-) -> datetime:
-    """When the measurement was taken, UTC: the device's time stamp in its time zone when it is
-    plausible (a stored record may be days old, but never in the future), else the receive time."""
-    if device_time is None:
-        return received_at
-    local = device_time.replace(tzinfo=tz)
-    if device_time < EARLIEST_PLAUSIBLE or local - received_at > MAX_DEVICE_CLOCK_AHEAD:
-        log.warning(
-            "%s: implausible device time %s (received %s); using the receive time",
-            device_key, device_time, received_at,
-        )  # fmt: skip
-        return received_at
-    return local.astimezone(received_at.tzinfo)
+def glucose_reading(
+    record: GlucoseRecord,
+    device: DeviceIdentity,
+    received_at: datetime,
+    device_timezone: ZoneInfo,
+    clock: ClockCheck | None = None,
+) -> GlucoseReading:
+    """The wire reading of one stored glucose record (measurement and context)."""
+    clock = clock or ClockCheck.unknown()
+    m = record.measurement
+    device_time = m.measured_at_device()  # base time + time offset, the meter's own clock
+    measured_at, source = when_measured(
+        device_time, received_at, device_timezone, clock, device.device_key
+    )
+    status = m.sensor_status.set_names if m.sensor_status is not None else ()
+    values = GlucoseValues(
+        mmol_per_l=Quantity(value=m.concentration_mmol_per_l(), unit=Unit.MMOL_PER_L),
+        mg_per_dl=Quantity(value=m.concentration_mg_per_dl(), unit=Unit.MG_PER_DL),
+        reported_unit=m.unit.label,
+        sample_type=None if m.sample_type is None else code_name(m.sample_type),
+        sample_location=None if m.sample_location is None else code_name(m.sample_location),
+        sensor_status=list(status),
+    )
+    return GlucoseReading(
+        reading_id=derive_reading_id(device, glucose_record_key(m.sequence_number, device_time)),
+        device=device,
+        sequence_number=m.sequence_number,
+        device_time=device_time,
+        received_at=received_at,
+        measured_at=measured_at,
+        time_source=source,
+        device_clock=clock.to_wire(),
+        values=values,
+        context=None if record.context is None else glucose_context(record.context),
+        control_solution=m.is_control_solution,
+        raw=record.raw.hex(),
+        raw_context=None if record.raw_context is None else record.raw_context.hex(),
+    )
+
+
+def glucose_context(context: GlucoseMeasurementContext) -> GlucoseContext:
+    """Context in clinical units: the SIG sends kilograms and litres (SPEC.md 4.2)."""
+    medication = context.medication
+    litres = context.medication_unit is MedicationUnit.LITRES
+    amount = None if medication is None else _scaled(medication.amount, 1000 if litres else 10**6)
+    tester_health = context.tester_health
+    exercise = context.exercise
+    return GlucoseContext(
+        meal=None if context.meal is None else code_name(context.meal),
+        tester=None if tester_health is None else code_name(tester_health.tester),
+        health=None if tester_health is None else code_name(tester_health.health),
+        carbohydrate=None if context.carbohydrate is None else code_name(context.carbohydrate.id),
+        carbohydrate_grams=None
+        if context.carbohydrate is None
+        else _scaled(context.carbohydrate.kilograms, 1000),
+        exercise_duration_seconds=None if exercise is None else exercise.duration_s,
+        exercise_intensity_percent=None if exercise is None else exercise.intensity_pct,
+        medication=None if medication is None else code_name(medication.id),
+        medication_milligrams=None if litres else amount,
+        medication_millilitres=amount if litres else None,
+        hba1c_percent=None if context.hba1c_pct is None else _scaled(context.hba1c_pct, 1),
+    )
+
+
+def code_name(code: object) -> str:
+    """snake_case name of an open code enum member; ``reserved_<n>`` for an unassigned code."""
+    name = getattr(code, "name", None)
+    if not name or getattr(code, "is_reserved", False):
+        return f"reserved_{int(code)}"  # type: ignore[call-overload]
+    return name.lower()
+
+
+def _scaled(value: SFloat, factor: int) -> float | None:
+    number = value.decimal
+    return None if number is None else float(number * Decimal(factor))
 
 
 def status_flags(status: MeasurementStatus | None) -> list[MeasurementFlag]:

@@ -7,21 +7,27 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from bleak import BleakClient
+
 from gateway.backoff import Backoff
-from gateway.ble import BleBackends, Received, open_backends, watch_cuffs
-from gateway.codec import BloodPressureMeasurement, DecodeError
+from gateway.ble import BPS, GLS, Allowlist, BleBackends, Session, open_backends, watch_devices
+from gateway.clock_sync import ClockPolicy
+from gateway.cuff_session import serve_cuff
 from gateway.forwarder import forward_forever
+from gateway.meter_session import serve_meter
 from gateway.mqtt import MqttPublisher
-from gateway.outbox import Outbox
-from gateway.readings import blood_pressure_reading
+from gateway.outbox import HighWaterMark, Outbox
+from gateway.quirks import load_quirk_table
+from gateway.session_context import OnProgress, SessionContext
 from gateway.settings import GatewaySettings
-from homewatch.wire import BloodPressureReading, readings_topic
+from homewatch.wire import DeviceIdentity, Reading, readings_topic
 
 log = logging.getLogger(__name__)
 
-OnReading = Callable[[BloodPressureReading], Awaitable[None]]
+OnReading = Callable[[Reading], Awaitable[None]]
 
 
 @dataclass
@@ -39,13 +45,29 @@ class Gateway:
         backends: BleBackends | None = None,
         *,
         on_reading: OnReading | None = None,
+        on_progress: OnProgress | None = None,
     ) -> None:
         self.settings = settings
         self._backends = backends
         self._on_reading = on_reading
-        self._tz = ZoneInfo(settings.device_timezone)
         self.counters = GatewayCounters()
         self.outbox: Outbox | None = None
+        s = settings
+        # Loaded once, at start: a broken table stops the gateway before it reads anything.
+        self._ctx = SessionContext(
+            sink=self,
+            quirks=load_quirk_table(s.quirks_path),
+            clock=ClockPolicy(
+                ZoneInfo(s.device_timezone),
+                timedelta(seconds=s.clock_drift_bound_seconds),
+                s.set_device_clocks,
+            ),
+            stored_records_quiet=s.stored_records_quiet_seconds,
+            meter_rest=s.meter_rest_seconds,
+            transfer_timeout=s.transfer_timeout_seconds,
+            on_progress=on_progress,
+        )
+        self._allowlist = Allowlist.of(s.allowed_devices)
 
     async def run(self) -> None:
         """Run until cancelled."""
@@ -65,7 +87,19 @@ class Gateway:
                 s.outbox_path,
                 await outbox.depth(),
             )
-            tg.create_task(watch_cuffs(backends, self._handle, backoff=self._backoff()), name="ble")
+            if self._allowlist.open:
+                log.warning("no device allowlist: reading every health device in range")
+            tg.create_task(
+                watch_devices(
+                    backends,
+                    self._session_for,
+                    services=(BPS, GLS),
+                    allowlist=self._allowlist,
+                    backoff=self._backoff(),
+                    pair=s.pair_devices,
+                ),
+                name="ble",
+            )
             tg.create_task(
                 forward_forever(
                     outbox,
@@ -78,6 +112,14 @@ class Gateway:
                 name="forward",
             )
 
+    def _session_for(self, client: BleakClient) -> Session | None:
+        services = client.services
+        if services.get_service(BPS) is not None:
+            return lambda c, identity: serve_cuff(c, identity, self._ctx)
+        if services.get_service(GLS) is not None:
+            return lambda c, identity: serve_meter(c, identity, self._ctx)
+        return None
+
     def _backoff(self) -> Backoff:
         return Backoff(self.settings.reconnect_min_seconds, self.settings.reconnect_max_seconds)
 
@@ -89,26 +131,43 @@ class Gateway:
             async with open_backends(self.settings.ble_transport) as backends:
                 yield backends
 
-    async def _handle(self, received: Received) -> None:
-        self.counters.received += 1
-        assert self.outbox is not None
-        try:
-            measurement = BloodPressureMeasurement.from_bytes(received.payload)
-        except DecodeError as exc:
-            # Not a measurement we can read: counted, logged with its hex, kept aside, never sent.
-            self.counters.decode_errors += 1
-            log.error("%s: %s", received.device.device_key, exc)
-            await self.outbox.reject(
-                received.device.device_key, received.characteristic, received.payload,
-                exc.reason, received.received_at,
-            )  # fmt: skip
-            return
-        reading = blood_pressure_reading(
-            measurement, received.payload, received.device, received.received_at, self._tz
-        )
-        if await self.outbox.put(reading):
-            self.counters.queued += 1
-        else:
-            self.counters.duplicates += 1
+    # --- ReadingSink: what the device sessions hand over ------------------------------------
+
+    async def accept(
+        self,
+        readings: list[Reading],
+        device: DeviceIdentity,
+        *,
+        mark: HighWaterMark | None = None,
+    ) -> int:
+        outbox = self._require_outbox()
+        self.counters.received += len(readings)
+        added = await outbox.put_many(readings, device_key=device.device_key, mark=mark)
+        self.counters.queued += len(added)
+        self.counters.duplicates += len(readings) - len(added)
         if self._on_reading is not None:
-            await self._on_reading(reading)
+            for reading in added:
+                await self._on_reading(reading)
+        return len(added)
+
+    async def reject(
+        self,
+        device: DeviceIdentity,
+        characteristic: str,
+        payload: bytes,
+        reason: str,
+        received_at: datetime,
+    ) -> None:
+        self.counters.received += 1
+        self.counters.decode_errors += 1
+        await self._require_outbox().reject(
+            device.device_key, characteristic, payload, reason, received_at
+        )
+
+    async def high_water_mark(self, device: DeviceIdentity) -> HighWaterMark | None:
+        return await self._require_outbox().high_water_mark(device.device_key)
+
+    def _require_outbox(self) -> Outbox:
+        if self.outbox is None:
+            raise RuntimeError("the gateway is not running")
+        return self.outbox

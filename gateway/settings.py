@@ -28,3 +28,21 @@ class GatewaySettings(BaseSettings):
     batch_size: int = Field(default=50, ge=1, le=500)
     reconnect_min_seconds: float = Field(default=1.0, gt=0)
     reconnect_max_seconds: float = Field(default=30.0, gt=0)
+
+    #: Provisioned devices: Bluetooth addresses and/or device keys ("make/model/serial").
+    #: Empty: every health device in range is read (development and demos only).
+    allowed_devices: list[str] = Field(default_factory=list)
+    #: Pair (bond) with devices before reading them; needed by meters that encrypt their data.
+    pair_devices: bool = False
+    #: A device clock off by more than this from the gateway's is corrected (and set).
+    clock_drift_bound_seconds: float = Field(default=120.0, gt=0)
+    #: Write the gateway's time into a wrong or unset device clock when it is writable.
+    set_device_clocks: bool = True
+    #: Quiet period that ends a cuff's backlog of stored records (cuffs have no end marker).
+    stored_records_quiet_seconds: float = Field(default=2.0, gt=0)
+    #: After reading a glucose meter, leave it alone this long.
+    meter_rest_seconds: float = Field(default=300.0, ge=0)
+    #: Bound on one RACP transfer.
+    transfer_timeout_seconds: float = Field(default=120.0, gt=0)
+    #: Extra quirk-table entries (TOML, same shape as gateway/quirks.toml); they win on a match.
+    quirks_path: Path | None = None

@@ -174,9 +174,22 @@ def gateway_run(
         Path | None, typer.Option(help="Outbox file (env HOMEWATCH_GATEWAY_OUTBOX_PATH).")
     ] = None,
     ble_transport: BleTransport = None,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A provisioned device: address or make/model/serial; repeat for more "
+            "(env HOMEWATCH_GATEWAY_ALLOWED_DEVICES, a JSON list). None: every health device.",
+        ),
+    ] = None,
+    pair: Annotated[
+        bool | None, typer.Option("--pair/--no-pair", help="Pair (bond) before reading.")
+    ] = None,
+    quirks: Annotated[
+        Path | None, typer.Option(help="Extra quirk-table entries (TOML), beside the built-in.")
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
-    """Read BLE cuffs and forward their measurements over MQTT."""
+    """Read BLE cuffs and glucose meters and forward their readings over MQTT."""
     from gateway.service import Gateway
     from gateway.settings import GatewaySettings
 
@@ -187,6 +200,9 @@ def gateway_run(
             gateway_id=gateway_id,
             outbox_path=outbox,
             ble_transport=ble_transport,
+            allowed_devices=allow or None,
+            pair_devices=pair,
+            quirks_path=quirks,
         )
     )
     _run_until_interrupted(Gateway(settings).run())

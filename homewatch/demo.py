@@ -33,7 +33,7 @@ from gateway.service import Gateway
 from gateway.settings import GatewaySettings
 from homewatch.embedded.broker import BrokerEndpoint, EmbeddedBrokerKind, embedded_broker
 from homewatch.embedded.database import embedded_postgres
-from homewatch.wire import BloodPressureReading, serial_device_key
+from homewatch.wire import BloodPressureReading, Reading, serial_device_key
 from ingest_server import store
 from ingest_server.migrate import migrate
 from ingest_server.service import IngestService
@@ -75,7 +75,10 @@ class Narrator:
                 f"measures {m.systolic:g}/{m.diastolic:g}",
             )
 
-    async def on_reading(self, r: BloodPressureReading) -> None:
+    async def on_reading(self, r: Reading) -> None:
+        if not isinstance(r, BloodPressureReading):
+            self.say("gateway", f"{r.device.serial_number or r.device.address}: {r.kind} reading")
+            return
         v = r.values
         pulse = (
             f", pulse {v.pulse_rate.value:g}"

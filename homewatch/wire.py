@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NaiveDatetime
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, NaiveDatetime, TypeAdapter
 
 SCHEMA = "homewatch.readings/1"
 
@@ -27,6 +27,7 @@ MAX_READINGS_PER_MESSAGE = 500
 #: Largest message a gateway sends; the broker refuses larger ones (deploy/mosquitto/).
 MAX_MESSAGE_BYTES = 256 * 1024
 
+CodeName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 #: What a device says about itself (Device Information strings): printable text only.
 DeviceText = Annotated[str, Field(max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")]
@@ -87,6 +88,8 @@ class Unit(StrEnum):
 
     MMHG = "mm[Hg]"
     BEATS_PER_MINUTE = "/min"
+    MMOL_PER_L = "mmol/L"
+    MG_PER_DL = "mg/dL"
 
 
 class Quantity(_Strict):
@@ -115,8 +118,37 @@ class MeasurementFlag(StrEnum):
     IMPROPER_POSITION = "improper_position"
 
 
-class BloodPressureReading(_Strict):
-    kind: Literal["blood_pressure"] = "blood_pressure"
+class ClockStatus(StrEnum):
+    """What the gateway knew of the device's clock when it took the reading."""
+
+    #: The device has no clock the gateway can read (many cuffs): its time stamp is taken as
+    #: given, in the configured device time zone, when plausible.
+    UNKNOWN = "unknown"
+    #: Read on connect and within the configured bound of the gateway's clock.
+    SYNCHRONISED = "synchronised"
+    #: Read on connect and off by more than the bound: ``measured_at`` is the device time
+    #: corrected by ``offset_seconds``.
+    CORRECTED = "corrected"
+    #: Never set (e.g. reads as the year 2000 after a battery change): the device time means
+    #: nothing, and ``measured_at`` is the receive time.
+    UNSET = "unset"
+
+
+class DeviceClock(_Strict):
+    status: ClockStatus
+    #: Device clock minus gateway clock when the gateway read it (positive: device ahead).
+    offset_seconds: float | None = None
+
+
+class TimeSource(StrEnum):
+    """Where ``measured_at`` came from, so a clinician can tell an estimate from a time stamp."""
+
+    DEVICE = "device"  # the device's time stamp, as given
+    DEVICE_CORRECTED = "device_corrected"  # the device's time stamp, corrected for its clock
+    RECEIVED = "received"  # no usable device time: when the gateway received it
+
+
+class _Timed(_Strict):
     reading_id: uuid.UUID
     device: DeviceIdentity
     #: The device's own clock, as it stamped the measurement (local wall-clock, no time zone).
@@ -126,13 +158,69 @@ class BloodPressureReading(_Strict):
     #: Best estimate of when the measurement was taken, UTC: the device time corrected for
     #: the device clock's offset and time zone when known, otherwise the receive time.
     measured_at: AwareDatetime
+    #: Absent from gateways older than the clock check: read as "unknown" / "device".
+    time_source: TimeSource = TimeSource.DEVICE
+    device_clock: DeviceClock = DeviceClock(status=ClockStatus.UNKNOWN)
+
+
+class BloodPressureReading(_Timed):
+    kind: Literal["blood_pressure"] = "blood_pressure"
     values: BloodPressureValues
     flags: list[MeasurementFlag] = Field(default_factory=list, max_length=16)
     #: The characteristic value exactly as received, hex, kept for audit.
     raw: str = Field(pattern=r"^[0-9a-f]*$", max_length=1024)
 
 
-Reading = Annotated[BloodPressureReading, Field(discriminator="kind")]
+class GlucoseValues(_Strict):
+    """A glucose concentration in both clinical units, converted once, at the gateway."""
+
+    #: None (both): the meter reported a special value (HI/LO, NaN) or no concentration.
+    mmol_per_l: Quantity
+    mg_per_dl: Quantity
+    #: The SI unit the meter sent before conversion.
+    reported_unit: Literal["kg/L", "mol/L"]
+    #: GLS Type and Sample Location, snake_case names ("capillary_plasma", "finger"), or
+    #: "reserved_<n>" for codes the SIG has not assigned; None when the meter sent none.
+    sample_type: CodeName | None = None
+    sample_location: CodeName | None = None
+    #: Sensor Status Annunciation bits set, snake_case names ("device_battery_low", ...).
+    sensor_status: list[CodeName] = Field(default_factory=list, max_length=16)
+
+
+class GlucoseContext(_Strict):
+    """Glucose Measurement Context, in clinical units (grams, millilitres or milligrams)."""
+
+    meal: CodeName | None = None  # preprandial, postprandial, fasting, casual, bedtime
+    tester: CodeName | None = None  # self, health_care_professional, lab_test, not_available
+    health: CodeName | None = None
+    carbohydrate: CodeName | None = None  # breakfast, lunch, ...
+    carbohydrate_grams: float | None = None
+    exercise_duration_seconds: int | None = Field(default=None, ge=0, le=0xFFFF)
+    exercise_intensity_percent: int | None = Field(default=None, ge=0, le=255)
+    medication: CodeName | None = None  # rapid_acting_insulin, ...
+    medication_milligrams: float | None = None
+    medication_millilitres: float | None = None
+    hba1c_percent: float | None = None
+
+
+class GlucoseReading(_Timed):
+    kind: Literal["glucose"] = "glucose"
+    #: The meter's record number (uint16; can wrap or restart: not unique on its own).
+    sequence_number: int = Field(ge=0, le=0xFFFF)
+    values: GlucoseValues
+    context: GlucoseContext | None = None
+    #: A control-solution test, not a patient sample: stored, never evaluated.
+    control_solution: bool = False
+    #: The Glucose Measurement and its Context exactly as received, hex, kept for audit.
+    raw: str = Field(pattern=r"^[0-9a-f]*$", max_length=1024)
+    raw_context: str | None = Field(default=None, pattern=r"^[0-9a-f]*$", max_length=1024)
+
+
+Reading = Annotated[BloodPressureReading | GlucoseReading, Field(discriminator="kind")]
+
+
+#: Parses one reading of either kind (the gateway's outbox stores readings one by one).
+READING = TypeAdapter(Reading)
 
 
 class ReadingsMessage(_Strict):
@@ -172,3 +260,10 @@ def bp_record_key(device_time: datetime | None, raw: bytes, received_at: datetim
     """
     when = device_time.isoformat() if device_time else f"rx:{received_at.isoformat()}"
     return f"bp|{when}|{raw.hex()}"
+
+
+def glucose_record_key(sequence_number: int, device_time: datetime | None) -> str:
+    """Record key of a stored glucose record: its sequence number with the meter's own time
+    stamp, because sequence numbers wrap at 65535 and restart when a meter is reset."""
+    when = device_time.isoformat() if device_time else "no-time"
+    return f"glucose|{sequence_number}|{when}"
