@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -80,6 +80,8 @@ class TransferStats:
 
     malformed: int = 0
     orphan_contexts: int = 0
+    #: The malformed values themselves, so the caller can keep them (nothing is lost).
+    malformed_errors: list[DecodeError] = field(default_factory=list)
 
 
 class GlucoseTransferError(Exception):
@@ -273,6 +275,7 @@ class _Session:
 
     def _malformed(self, error: DecodeError) -> None:
         self._stats.malformed += 1
+        self._stats.malformed_errors.append(error)
         logger.warning(
             "malformed %s notification skipped: %s (payload %s)",
             error.characteristic,

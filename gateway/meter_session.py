@@ -30,6 +30,7 @@ from gateway.glucose_transfer import (
     GlucoseTransferError,
     PartialTransferError,
     RacpResponseError,
+    TransferStats,
     count_records,
     report_records,
 )
@@ -141,16 +142,27 @@ class _Transfer:
         newer_than: GlucoseRecord | None = None,
     ) -> list[GlucoseRecord]:
         """Run one RACP report and queue what it brought, with the new mark, durably."""
+        stats = TransferStats()
         try:
             records = await report_records(
-                self._client, request, timeout=self._ctx.transfer_timeout
+                self._client, request, timeout=self._ctx.transfer_timeout, stats=stats
             )
         except PartialTransferError as exc:
             # Keep what arrived before the link dropped or the meter stalled; resume from it.
             await self._store(exc.records, _new_mark(exc.records, keep_mark, newer_than))
             raise
+        finally:
+            await self._reject(stats)
         await self._store(records, _new_mark(records, keep_mark, newer_than))
         return records
+
+    async def _reject(self, stats: TransferStats) -> None:
+        """Keep what the meter sent that could not be decoded (logged by the transfer)."""
+        received_at = datetime.now(UTC)
+        for error in stats.malformed_errors:
+            await self._ctx.sink.reject(
+                self._identity, error.characteristic, error.payload, error.reason, received_at
+            )
 
     async def _store(self, records: list[GlucoseRecord], mark: HighWaterMark | None) -> None:
         if not records:

@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS rejected (
     reason         TEXT NOT NULL,
     received_at    TEXT NOT NULL
 );
+-- A value a device sends again (a meter re-read) is kept once.
+CREATE UNIQUE INDEX IF NOT EXISTS rejected_once
+    ON rejected (device_key, characteristic, payload_hex);
 -- Every reading id ever queued (see the module docstring); pruned after SEEN_RETENTION.
 CREATE TABLE IF NOT EXISTS handed_over (
     reading_id TEXT PRIMARY KEY,
@@ -227,7 +230,8 @@ class Outbox:
 
     def _insert_rejected(self, *row: str) -> None:
         self._conn().execute(
-            "INSERT INTO rejected (device_key, characteristic, payload_hex, reason, received_at)"
+            "INSERT OR IGNORE INTO rejected"
+            " (device_key, characteristic, payload_hex, reason, received_at)"
             " VALUES (?, ?, ?, ?, ?)",
             row,
         )

@@ -258,3 +258,26 @@ async def test_readings_from_an_unset_meter_clock_are_kept_and_marked(
     assert reading.measured_at == reading.received_at
     assert reading.device_time is not None and reading.device_time.year == 2000
     assert not clock.is_unset
+
+
+async def test_an_empty_meter_a_stalled_transfer_and_a_malformed_record(
+    start_meter, central, mqtt_broker, topic_root, tmp_path
+):
+    meter = await start_meter(identity(serial="GL-EDGE"))
+    outbox_path = tmp_path / "o.db"
+    async with running_gateway(
+        central, mqtt_broker, topic_root, outbox_path, transfer_timeout_seconds=1.0
+    ) as gw:
+        # No records found is a normal, complete transfer: the meter is asked again later.
+        await eventually(lambda: len(meter.racp_requests) >= 2)
+        assert gw.readings == []
+        meter.add_record(measurement(30, 100))
+        meter.add_raw_record(bytes.fromhex("0b"))  # truncated: flags only
+        meter.add_record(measurement(20, 101))
+        meter.add_record(measurement(10, 102))
+        meter.stall_after(2)  # the meter hangs after two records: time-out, abort, resume
+        await eventually(lambda: len(gw.readings) == 3)
+        assert "0300" in [r.hex() for r in meter.racp_requests]  # the abort
+    assert [r.values.mg_per_dl.value for r in gw.readings] == pytest.approx([100, 101, 102])
+    async with Outbox(outbox_path) as outbox:
+        assert await outbox.rejected_count() == 1  # kept once, though read more than once
