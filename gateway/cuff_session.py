@@ -49,7 +49,7 @@ async def serve_cuff(
         # Stamp now, in the callback: the queue may be drained a little later.
         inbox.put_nowait((bytes(data), datetime.now(UTC), clock))
 
-    if ctx.on_progress is not None and client.services.get_characteristic(ICP) is not None:
+    if client.services.get_characteristic(ICP) is not None:
         await client.start_notify(ICP, _progress_callback(identity, ctx))
     await client.start_notify(BPM, on_measurement)  # notify or indicate, whichever it offers
     drain = asyncio.create_task(_drain(inbox, identity, quirks, ctx), name="cuff-drain")
@@ -70,8 +70,7 @@ async def serve_cuff(
 
 
 def _progress_callback(identity: DeviceIdentity, ctx: SessionContext):
-    assert ctx.on_progress is not None
-    on_progress = ctx.on_progress
+    on_progress = ctx.on_progress or _log_progress
 
     def on_icp(_char: object, data: bytearray) -> None:
         try:
@@ -82,6 +81,10 @@ def _progress_callback(identity: DeviceIdentity, ctx: SessionContext):
         on_progress(identity, icp.current_cuff_pressure_mmhg())
 
     return on_icp
+
+
+def _log_progress(identity: DeviceIdentity, pressure: float | None) -> None:
+    log.debug("%s: cuff pressure %s mmHg", identity.device_key, pressure)
 
 
 async def _drain(

@@ -93,7 +93,9 @@ class Unit(StrEnum):
 
 
 class Quantity(_Strict):
-    value: float | None  # None: the device reported NaN/NRes (a failed or absent measurement)
+    #: None: the device reported NaN/NRes/±INF (a failed, absent or out-of-range measurement);
+    #: NaN and infinities never appear as numbers on the wire.
+    value: Annotated[float, Field(allow_inf_nan=False)] | None
     unit: Unit
 
 

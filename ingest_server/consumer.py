@@ -33,7 +33,8 @@ _STOP_TIMEOUT_S = 10.0
 class ConsumerStats:
     received: int = 0  # messages taken from the broker (redeliveries count again)
     acked: int = 0  # messages acknowledged after their commit
-    stored: int = 0  # new readings stored
+    stored: int = 0  # new readings stored (every kind)
+    stored_glucose: int = 0  # of which glucose readings
     duplicates: int = 0  # readings already stored (redelivery)
     quarantined: int = 0  # messages or readings set aside
     alerts_raised: int = 0
@@ -190,6 +191,7 @@ class Consumer:
 
     def _count(self, result: StoreResult) -> None:
         self.stats.stored += result.stored
+        self.stats.stored_glucose += result.stored_glucose
         self.stats.duplicates += result.duplicates
         self.stats.quarantined += result.quarantined
         self.stats.alerts_raised += result.alerts_raised

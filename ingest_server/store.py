@@ -1,9 +1,10 @@
 """Idempotent storage of readings messages, alert upkeep, patients and bindings, API queries.
 
-``store_message`` is the ingest path: one transaction per message. Rules are not here: the
-blood-pressure rules of ``alerting`` decide, this module loads their input and persists their
-decisions. Lock order inside the transaction (so concurrent workers cannot deadlock): gateway
-row, device rows (sorted), patient advisory locks (sorted), alert rows.
+``store_message`` is the ingest path: one transaction per message, readings of every kind
+(blood pressure, glucose) each in its table. Rules are not here: the blood-pressure rules of
+``alerting`` decide, this module loads their input and persists their decisions. Lock order
+inside the transaction (so concurrent workers cannot deadlock): gateway row, device rows
+(sorted), patient advisory locks (sorted), alert rows.
 """
 
 from __future__ import annotations
@@ -11,16 +12,17 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import alerting
 from homewatch import wire
 from ingest_server import db
 from ingest_server.db import Connection
 from ingest_server.errors import BindingConflict, UnknownPatient
-from ingest_server.validate import QuarantineReason
+from ingest_server.validate import QuarantineReason, impossible_value
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,8 @@ log = logging.getLogger(__name__)
 PATIENT_LOCK_NAMESPACE = 0x48574150
 #: Same, per device while changing its bindings ("HWDB").
 DEVICE_LOCK_NAMESPACE = 0x48574442
+#: Longest ``StoreResult.quarantine_detail`` (a backlog can set many readings aside).
+_MAX_DETAIL = 2000
 
 # --- SQL -----------------------------------------------------------------------------------------
 
@@ -66,9 +70,21 @@ ORDER BY r.ord
 
 INSERT_READING = """
 INSERT INTO bp_readings (reading_id, patient_id, device_key, gateway_id, measured_at, device_time,
-                         received_at, systolic_mmhg, diastolic_mmhg, mean_arterial_mmhg,
-                         pulse_bpm, reported_unit, user_id, flags, raw)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                         received_at, time_source, clock_status, clock_offset_s, systolic_mmhg,
+                         diastolic_mmhg, mean_arterial_mmhg, pulse_bpm, reported_unit, user_id,
+                         flags, raw)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (reading_id, measured_at) DO NOTHING
+RETURNING reading_id, measured_at
+"""
+
+INSERT_GLUCOSE_READING = """
+INSERT INTO glucose_readings (reading_id, patient_id, device_key, gateway_id, measured_at,
+                              device_time, received_at, time_source, clock_status, clock_offset_s,
+                              sequence_number, mmol_per_l, mg_per_dl, reported_unit, sample_type,
+                              sample_location, sensor_status, context, control_solution, raw,
+                              raw_context)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (reading_id, measured_at) DO NOTHING
 RETURNING reading_id, measured_at
 """
@@ -133,9 +149,22 @@ RETURNING binding_id, device_key, patient_id, valid_from, valid_to
 """
 
 LIST_READINGS = """
-SELECT reading_id, measured_at, device_time, received_at, systolic_mmhg, diastolic_mmhg,
-       mean_arterial_mmhg, pulse_bpm, flags, device_key
+SELECT reading_id, measured_at, device_time, received_at, time_source, clock_status,
+       clock_offset_s, systolic_mmhg, diastolic_mmhg, mean_arterial_mmhg, pulse_bpm, flags,
+       device_key
 FROM bp_readings
+WHERE patient_id = %(patient_id)s
+  AND (%(since)s::timestamptz IS NULL OR measured_at >= %(since)s::timestamptz)
+  AND (%(until)s::timestamptz IS NULL OR measured_at < %(until)s::timestamptz)
+ORDER BY measured_at DESC, reading_id
+LIMIT %(limit)s
+"""
+
+LIST_GLUCOSE_READINGS = """
+SELECT reading_id, measured_at, device_time, received_at, time_source, clock_status,
+       clock_offset_s, sequence_number, mmol_per_l, mg_per_dl, reported_unit, sample_type,
+       sample_location, sensor_status, context, control_solution, device_key
+FROM glucose_readings
 WHERE patient_id = %(patient_id)s
   AND (%(since)s::timestamptz IS NULL OR measured_at >= %(since)s::timestamptz)
   AND (%(until)s::timestamptz IS NULL OR measured_at < %(until)s::timestamptz)
@@ -177,15 +206,43 @@ class DeviceBinding:
 
 @dataclass(frozen=True, slots=True)
 class ReadingRow:
+    """A stored blood-pressure reading."""
+
     reading_id: uuid.UUID
     measured_at: datetime
     device_time: datetime | None
     received_at: datetime
+    time_source: str
+    clock_status: str
+    clock_offset_s: float | None
     systolic_mmhg: float | None
     diastolic_mmhg: float | None
     mean_arterial_mmhg: float | None
     pulse_bpm: float | None
     flags: list[str]
+    device_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class GlucoseReadingRow:
+    """A stored glucose reading (``context`` as the wire's ``GlucoseContext`` dumped to JSON)."""
+
+    reading_id: uuid.UUID
+    measured_at: datetime
+    device_time: datetime | None
+    received_at: datetime
+    time_source: str
+    clock_status: str
+    clock_offset_s: float | None
+    sequence_number: int
+    mmol_per_l: float | None
+    mg_per_dl: float | None
+    reported_unit: str
+    sample_type: str | None
+    sample_location: str | None
+    sensor_status: list[str]
+    context: dict[str, Any] | None
+    control_solution: bool
     device_key: str
 
 
@@ -237,18 +294,25 @@ class AlertChange:
 
 @dataclass(frozen=True, slots=True)
 class StoreResult:
-    """What one MQTT message did to the database (for logs, metrics and the demo)."""
+    """What one MQTT message did to the database (for logs, metrics and the demo).
+
+    ``stored`` and ``duplicates`` count readings of every kind; ``stored_glucose`` and
+    ``duplicates_glucose`` say how many of them were glucose readings (the rest: blood pressure).
+    """
 
     topic: str
     gateway_id: str | None
     stored: int = 0
     duplicates: int = 0
     quarantined: int = 0
-    #: Why readings (or the whole message) were quarantined; None when nothing was.
+    #: Why readings (or the whole message) were quarantined; None when nothing was. Readings set
+    #: aside for different reasons in one message: the distinct reasons, sorted, "; "-joined.
     quarantine_reason: str | None = None
     quarantine_detail: str | None = None
     stored_reading_ids: tuple[str, ...] = ()
     alerts: tuple[AlertChange, ...] = field(default=())
+    stored_glucose: int = 0
+    duplicates_glucose: int = 0
 
     @property
     def alerts_raised(self) -> int:
@@ -266,7 +330,9 @@ async def store_message(conn: Connection, message: wire.ReadingsMessage, topic: 
     """Store ``message`` in one transaction; committed when this returns.
 
     Readings already stored (a redelivery) are counted as duplicates and trigger nothing; readings
-    of a device bound to no patient at their ``measured_at`` are quarantined one by one.
+    with impossible values (``validate.impossible_value``) and readings of a device bound to no
+    patient at their ``measured_at`` are quarantined one by one, the rest of the message is stored.
+    Only new blood-pressure readings are evaluated by the rules.
     """
     async with db.transaction(conn):
         return await _store(conn, message, topic)
@@ -283,58 +349,135 @@ async def _store(conn: Connection, message: wire.ReadingsMessage, topic: str) ->
             (key, d.manufacturer, d.model, d.serial_number, d.address, d.firmware_revision),
         )
 
-    readings = message.readings
-    resolved = await db.fetch_tuples(
-        conn,
-        RESOLVE_PATIENTS,
-        ([r.device.device_key for r in readings], [r.measured_at for r in readings]),
-    )
-    patients: list[str | None] = [patient for _, patient in resolved]
-
-    bound = [(r, p) for r, p in zip(readings, patients, strict=True) if p is not None]
-    unbound = [r for r, p in zip(readings, patients, strict=True) if p is None]
-    for reading in unbound:
+    bound, set_aside = await _sort_out(conn, message.readings)
+    for reading, reason, detail in set_aside:
         await quarantine(
             conn,
             topic=topic,
             payload=message.model_copy(update={"readings": [reading]}).to_bytes(),
-            reason=QuarantineReason.UNBOUND_DEVICE,
-            detail=f"device {reading.device.device_key!r} bound to no patient at "
-            f"{reading.measured_at.isoformat()}",
+            reason=reason,
+            detail=detail,
             reading_id=reading.reading_id,
         )
-
-    returned: list[tuple[Any, ...]] = []
-    if bound:
-        returned = await db.execute_many_returning(
-            conn, INSERT_READING, [_reading_params(message.gateway_id, r, p) for r, p in bound]
+    reasons = "; ".join(sorted({str(reason) for _, reason, _ in set_aside})) or None
+    details = "; ".join(detail for *_, detail in set_aside)[:_MAX_DETAIL] or None
+    if set_aside:
+        log.warning(
+            "set aside %d of %d readings from %s on %s: %s",
+            len(set_aside),
+            len(message.readings),
+            message.gateway_id,
+            topic,
+            details,
         )
-    # Match on the whole key: a reading twice in one message is new once.
-    inserted = {(reading_id, measured_at) for reading_id, measured_at in returned}
-    new: list[tuple[wire.BloodPressureReading, str]] = []
-    for reading, patient in bound:
-        key = (reading.reading_id, reading.measured_at)
-        if key in inserted:
-            inserted.discard(key)
-            new.append((reading, patient))
+
+    new = await _insert(conn, message.gateway_id, bound)
 
     new_by_patient: dict[str, list[wire.BloodPressureReading]] = defaultdict(list)
     for reading, patient in new:
-        new_by_patient[patient].append(reading)
+        if _evaluated(reading):
+            new_by_patient[patient].append(reading)
     changes: list[AlertChange] = []
     for patient_id in sorted(new_by_patient):
         changes += await _evaluate(conn, patient_id, new_by_patient[patient_id])
 
+    glucose_bound = sum(1 for r, _ in bound if isinstance(r, wire.GlucoseReading))
+    glucose_new = sum(1 for r, _ in new if isinstance(r, wire.GlucoseReading))
     return StoreResult(
         topic=topic,
         gateway_id=message.gateway_id,
         stored=len(new),
         duplicates=len(bound) - len(new),
-        quarantined=len(unbound),
-        quarantine_reason=QuarantineReason.UNBOUND_DEVICE if unbound else None,
+        quarantined=len(set_aside),
+        quarantine_reason=reasons,
+        quarantine_detail=details,
         stored_reading_ids=tuple(str(r.reading_id) for r, _ in new),
         alerts=tuple(changes),
+        stored_glucose=glucose_new,
+        duplicates_glucose=glucose_bound - glucose_new,
     )
+
+
+async def _sort_out(
+    conn: Connection, readings: list[wire.Reading]
+) -> tuple[list[tuple[wire.Reading, str]], list[tuple[wire.Reading, QuarantineReason, str]]]:
+    """Split ``readings`` into (reading, patient) pairs to store and (reading, reason, detail)
+    triples to quarantine, each list in message order."""
+    # Impossible first: such a reading never becomes storable, whereas an unbound one is kept to
+    # be ingested again once its device is bound (one quarantine row per reading, so the first
+    # reason given is the one that stays).
+    set_aside: list[tuple[wire.Reading, QuarantineReason, str]] = []
+    candidates: list[wire.Reading] = []
+    for reading in readings:
+        problem = impossible_value(reading)
+        if problem is None:
+            candidates.append(reading)
+        else:
+            set_aside.append((reading, QuarantineReason.IMPOSSIBLE_VALUE, problem))
+
+    bound: list[tuple[wire.Reading, str]] = []
+    for reading, patient in zip(candidates, await _resolve(conn, candidates), strict=True):
+        if patient is not None:
+            bound.append((reading, patient))
+        else:
+            detail = (
+                f"device {reading.device.device_key!r} bound to no patient at "
+                f"{reading.measured_at.isoformat()}"
+            )
+            set_aside.append((reading, QuarantineReason.UNBOUND_DEVICE, detail))
+    return bound, set_aside
+
+
+async def _resolve(conn: Connection, readings: list[wire.Reading]) -> list[str | None]:
+    """The patient each reading's device was bound to at its ``measured_at`` (None: nobody)."""
+    if not readings:
+        return []
+    resolved = await db.fetch_tuples(
+        conn,
+        RESOLVE_PATIENTS,
+        ([r.device.device_key for r in readings], [r.measured_at for r in readings]),
+    )
+    return [patient for _, patient in resolved]
+
+
+async def _insert(
+    conn: Connection, gateway_id: str, bound: list[tuple[wire.Reading, str]]
+) -> list[tuple[wire.Reading, str]]:
+    """Insert ``bound`` (reading, patient) pairs, each kind in its table; those that were new,
+    in message order. Already stored ones (a redelivery) are left as they are."""
+    by_kind: dict[str, list[tuple[wire.Reading, str]]] = defaultdict(list)
+    for reading, patient in bound:
+        by_kind[reading.kind].append((reading, patient))
+    inserted: set[tuple[str, uuid.UUID, datetime]] = set()
+    for kind, pairs in by_kind.items():
+        # A KeyError here: a kind added to the wire contract without a table (a defect, and the
+        # consumer quarantines the message as "processing failed" instead of losing it).
+        statement, params = _INSERTS[kind]
+        rows = [params(gateway_id, r, p) for r, p in pairs]
+        returned = await db.execute_many_returning(conn, statement, rows)
+        inserted.update((kind, reading_id, measured_at) for reading_id, measured_at in returned)
+    # Match on the whole key: a reading twice in one message is new once.
+    new: list[tuple[wire.Reading, str]] = []
+    for reading, patient in bound:
+        key = (reading.kind, reading.reading_id, reading.measured_at)
+        if key in inserted:
+            inserted.discard(key)
+            new.append((reading, patient))
+    return new
+
+
+def _evaluated(reading: wire.Reading) -> TypeGuard[wire.BloodPressureReading]:
+    """Whether the rules look at a newly stored reading: blood pressure only, for now.
+
+    Glucose rules are a later issue. When they come, a control-solution record
+    (``GlucoseReading.control_solution``) must stay out of them: it tests the meter with a
+    liquid of known concentration, it says nothing about the patient.
+    """
+    return isinstance(reading, wire.BloodPressureReading)
+
+
+def _clock_params(r: wire.BloodPressureReading | wire.GlucoseReading) -> tuple[Any, ...]:
+    return (str(r.time_source), str(r.device_clock.status), r.device_clock.offset_seconds)
 
 
 def _reading_params(
@@ -349,6 +492,7 @@ def _reading_params(
         r.measured_at,
         r.device_time,
         r.received_at,
+        *_clock_params(r),
         v.systolic.value,
         v.diastolic.value,
         v.mean_arterial_pressure.value,
@@ -358,6 +502,38 @@ def _reading_params(
         [str(f) for f in r.flags],
         bytes.fromhex(r.raw),
     )
+
+
+def _glucose_params(gateway_id: str, r: wire.GlucoseReading, patient_id: str) -> tuple[Any, ...]:
+    v = r.values
+    return (
+        r.reading_id,
+        patient_id,
+        r.device.device_key,
+        gateway_id,
+        r.measured_at,
+        r.device_time,
+        r.received_at,
+        *_clock_params(r),
+        r.sequence_number,
+        v.mmol_per_l.value,
+        v.mg_per_dl.value,
+        v.reported_unit,
+        v.sample_type,
+        v.sample_location,
+        list(v.sensor_status),
+        None if r.context is None else db.Jsonb(r.context.model_dump(mode="json")),
+        r.control_solution,
+        bytes.fromhex(r.raw),
+        None if r.raw_context is None else bytes.fromhex(r.raw_context),
+    )
+
+
+#: Per reading kind (``wire.Reading.kind``): its insert and the parameters of one reading.
+_INSERTS: dict[str, tuple[str, Callable[[str, Any, str], tuple[Any, ...]]]] = {
+    "blood_pressure": (INSERT_READING, _reading_params),
+    "glucose": (INSERT_GLUCOSE_READING, _glucose_params),
+}
 
 
 async def _evaluate(
@@ -551,6 +727,20 @@ async def list_readings(
     """The patient's readings with ``since <= measured_at < until``, newest first."""
     params = {"patient_id": patient_id, "since": since, "until": until, "limit": limit}
     return await db.fetch_all(conn, LIST_READINGS, params, ReadingRow)
+
+
+async def list_glucose_readings(
+    conn: Connection,
+    patient_id: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+) -> list[GlucoseReadingRow]:
+    """The patient's glucose readings with ``since <= measured_at < until``, newest first
+    (control-solution records included, flagged: the caller decides whether to show them)."""
+    params = {"patient_id": patient_id, "since": since, "until": until, "limit": limit}
+    return await db.fetch_all(conn, LIST_GLUCOSE_READINGS, params, GlucoseReadingRow)
 
 
 async def list_alerts(

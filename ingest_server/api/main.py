@@ -10,7 +10,7 @@ from fastapi import APIRouter, FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
 from ingest_server import db
-from ingest_server.api.routes import alerts, health, readings
+from ingest_server.api.routes import alerts, glucose, health, readings
 from ingest_server.errors import DatabaseError, DatabaseUnavailable
 from ingest_server.settings import IngestSettings
 
@@ -21,6 +21,7 @@ def api_router() -> APIRouter:
     router = APIRouter()
     router.include_router(health.router)
     router.include_router(readings.router)
+    router.include_router(glucose.router)
     router.include_router(alerts.router)
     return router
 

@@ -7,7 +7,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from decimal import Decimal
+from typing import Any, Literal
 
 import paho.mqtt.client as paho
 import psycopg
@@ -61,7 +62,123 @@ def bp_reading(
     )
 
 
-def message(gateway_id: str, *readings: wire.BloodPressureReading) -> wire.ReadingsMessage:
+def meter(serial: str) -> wire.DeviceIdentity:
+    return wire.DeviceIdentity(
+        address="AA:BB:CC:00:00:02",
+        manufacturer="Acme",
+        model="GL-1",
+        serial_number=serial,
+        firmware_revision="2.0",
+    )
+
+
+def sfloat(mantissa: int, exponent: int) -> bytes:
+    """An IEEE 11073 SFLOAT, little endian: 4-bit exponent over a 12-bit mantissa."""
+    return (((exponent & 0xF) << 12) | (mantissa & 0x0FFF)).to_bytes(2, "little")
+
+
+#: The SFLOAT special value +INFINITY: what a meter sends for a result above its range (HI).
+SFLOAT_PLUS_INFINITY = b"\xfe\x07"
+MG_DL_PER_MMOL_L = Decimal("18.016")
+
+
+def _date_time(t: datetime) -> bytes:
+    return t.year.to_bytes(2, "little") + bytes([t.month, t.day, t.hour, t.minute, t.second])
+
+
+def glucose_reading(
+    dev: wire.DeviceIdentity,
+    measured_at: datetime,
+    sequence_number: int,
+    *,
+    mantissa: int | None,
+    exponent: int,
+    unit: Literal["kg/L", "mol/L"],
+    sample_type: str = "capillary_plasma",
+    sample_location: str = "finger",
+    type_location: int = 0x12,  # capillary plasma, finger
+    sensor_status: Sequence[str] = (),
+    status_bits: int | None = None,
+    context: wire.GlucoseContext | None = None,
+    raw_context: bytes | None = None,
+    time_source: wire.TimeSource = wire.TimeSource.DEVICE,
+    clock: wire.DeviceClock | None = None,
+) -> wire.GlucoseReading:
+    """A stored glucose record as a meter sends it (Glucose Measurement bytes, SPEC.md 4.1) and
+    as the gateway converts it: concentration ``mantissa`` x 10^``exponent`` in ``unit``, both
+    clinical units from exact decimals; ``mantissa=None`` sends +INFINITY (a HI result)."""
+    device_time = measured_at.replace(tzinfo=None)
+    flags = 0x02 | (0x04 if unit == "mol/L" else 0)
+    concentration = SFLOAT_PLUS_INFINITY if mantissa is None else sfloat(mantissa, exponent)
+    body = concentration + bytes([type_location])
+    if status_bits is not None:
+        flags |= 0x08
+        body += status_bits.to_bytes(2, "little")
+    if raw_context is not None:
+        flags |= 0x10
+    raw = bytes([flags]) + sequence_number.to_bytes(2, "little") + _date_time(device_time) + body
+    mmol: float | None = None
+    mg: float | None = None
+    if mantissa is not None:
+        value = Decimal(mantissa).scaleb(exponent)
+        if unit == "mol/L":
+            mmol, mg = float(value * 1000), float(value * 1000 * MG_DL_PER_MMOL_L)
+        else:
+            mmol, mg = float(value * 100_000 / MG_DL_PER_MMOL_L), float(value * 100_000)
+    return wire.GlucoseReading(
+        reading_id=wire.derive_reading_id(
+            dev, wire.glucose_record_key(sequence_number, device_time)
+        ),
+        device=dev,
+        sequence_number=sequence_number,
+        device_time=device_time,
+        received_at=measured_at + timedelta(minutes=30),  # transferred from the meter's memory
+        measured_at=measured_at,
+        time_source=time_source,
+        device_clock=clock or wire.DeviceClock(status=wire.ClockStatus.UNKNOWN),
+        values=wire.GlucoseValues(
+            mmol_per_l=wire.Quantity(value=mmol, unit=wire.Unit.MMOL_PER_L),
+            mg_per_dl=wire.Quantity(value=mg, unit=wire.Unit.MG_PER_DL),
+            reported_unit=unit,
+            sample_type=sample_type,
+            sample_location=sample_location,
+            sensor_status=list(sensor_status),
+        ),
+        context=context,
+        control_solution="control_solution" in (sample_type, sample_location),
+        raw=raw.hex(),
+        raw_context=None if raw_context is None else raw_context.hex(),
+    )
+
+
+#: A Glucose Measurement Context (SPEC.md 4.2) for sequence number 7: carbohydrate, meal and
+#: tester-health present; breakfast, 50 g (SFLOAT 50e-3 kg); preprandial; self, no health issues.
+RAW_GLUCOSE_CONTEXT = bytes.fromhex("0707000132d00151")
+GLUCOSE_CONTEXT = wire.GlucoseContext(
+    meal="preprandial",
+    tester="self",
+    health="no_health_issues",
+    carbohydrate="breakfast",
+    carbohydrate_grams=50.0,
+)
+
+
+def with_glucose(
+    reading: wire.GlucoseReading, mmol_per_l: float | None, mg_per_dl: float | None
+) -> wire.GlucoseReading:
+    """``reading`` carrying other concentrations (what a faulty gateway might send)."""
+    values = reading.values.model_copy(
+        update={
+            "mmol_per_l": wire.Quantity(value=mmol_per_l, unit=wire.Unit.MMOL_PER_L),
+            "mg_per_dl": wire.Quantity(value=mg_per_dl, unit=wire.Unit.MG_PER_DL),
+        }
+    )
+    return reading.model_copy(update={"values": values})
+
+
+def message(
+    gateway_id: str, *readings: wire.BloodPressureReading | wire.GlucoseReading
+) -> wire.ReadingsMessage:
     return wire.ReadingsMessage(
         gateway_id=gateway_id, sent_at=datetime.now(UTC), readings=list(readings)
     )

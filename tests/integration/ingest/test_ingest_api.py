@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -15,10 +17,14 @@ from ingest_server.service import IngestService, ServiceError, run_ingest
 from ingest_server.settings import IngestSettings
 from ingest_server.store import StoreResult
 from tests.integration.ingest.ingest_support import (
+    GLUCOSE_CONTEXT,
+    RAW_GLUCOSE_CONTEXT,
     bp_reading,
     device,
+    glucose_reading,
     ingest_settings,
     message,
+    meter,
     minutes_ago,
     publish,
     query,
@@ -171,6 +177,203 @@ async def test_app_with_its_own_pool_over_asgi(
     ]
     assert body[0]["received_at"] is not None and body[0]["device_time"] is not None
     assert len(_access_rows(database_url, patient_id)) == 1
+
+
+async def test_glucose_readings_and_clock_fields_over_the_api(
+    settings: IngestSettings, pool: db.Pool, database_url: str
+) -> None:
+    patient_id, gl, cuff = unique("patient"), meter(unique("SN")), device(unique("SN"))
+    async with db.connection(pool) as conn:
+        await store.create_patient(conn, patient_id, "Glucose API Test")
+        for dev in (gl, cuff):
+            await store.bind_device(conn, dev.device_key, patient_id, minutes_ago(600))
+    bp = bp_reading(cuff, minutes_ago(50), 126, 81).model_copy(
+        update={
+            "time_source": wire.TimeSource.DEVICE_CORRECTED,
+            "device_clock": wire.DeviceClock(
+                status=wire.ClockStatus.CORRECTED, offset_seconds=-42.5
+            ),
+        }
+    )
+    fasting = glucose_reading(
+        gl,
+        minutes_ago(40),
+        7,
+        mantissa=55,
+        exponent=-4,
+        unit="mol/L",
+        context=GLUCOSE_CONTEXT,
+        raw_context=RAW_GLUCOSE_CONTEXT,
+        clock=wire.DeviceClock(status=wire.ClockStatus.SYNCHRONISED, offset_seconds=0.75),
+    )
+    hi = glucose_reading(
+        gl,
+        minutes_ago(30),
+        8,
+        mantissa=None,
+        exponent=0,
+        unit="kg/L",
+        sensor_status=["result_higher_than_device_can_process"],
+        status_bits=0x0020,
+    )
+    control = glucose_reading(
+        gl,
+        minutes_ago(20),
+        9,
+        mantissa=120,
+        exponent=-5,
+        unit="kg/L",
+        sample_type="control_solution",
+        sample_location="control_solution",
+        type_location=0x4A,
+        time_source=wire.TimeSource.RECEIVED,
+        clock=wire.DeviceClock(status=wire.ClockStatus.UNSET),
+    )
+    async with db.connection(pool) as conn:
+        result = await store.store_message(
+            conn, message("gw-glu", bp, fasting, hi, control), "direct"
+        )
+    assert (result.stored, result.stored_glucose) == (4, 3)
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            [bp_body] = (await http.get(f"/patients/{patient_id}/readings")).json()
+            glucose = f"/patients/{patient_id}/readings/glucose"
+            response = await http.get(glucose)
+            windowed = await http.get(
+                glucose,
+                params={
+                    "since": fasting.measured_at.isoformat(),
+                    "until": control.measured_at.isoformat(),
+                    "limit": 1,
+                },
+            )
+            refused = [
+                (await http.get("/patients/nobody/readings/glucose")).status_code,
+                (await http.get(glucose, params={"limit": 0})).status_code,
+                (await http.get(glucose, params={"limit": 1001})).status_code,
+                (
+                    await http.get(
+                        glucose,
+                        params={"since": fasting.measured_at.replace(tzinfo=None).isoformat()},
+                    )
+                ).status_code,
+            ]
+
+    assert (bp_body["reading_id"], bp_body["systolic"]) == (str(bp.reading_id), 126)
+    assert (bp_body["time_source"], bp_body["clock_status"], bp_body["clock_offset_s"]) == (
+        "device_corrected",
+        "corrected",
+        -42.5,
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert [r["reading_id"] for r in body] == [
+        str(control.reading_id),
+        str(hi.reading_id),
+        str(fasting.reading_id),
+    ]
+    newest, special, oldest = body
+    assert oldest.pop("mmol_per_l") == pytest.approx(5.5)
+    assert oldest.pop("mg_per_dl") == pytest.approx(99.088, abs=1e-3)
+    assert oldest.pop("measured_at").startswith(fasting.measured_at.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert oldest.pop("received_at").startswith(fasting.received_at.strftime("%Y-%m-%dT%H:%M:%S"))
+    assert oldest == {
+        "reading_id": str(fasting.reading_id),
+        "device_time": fasting.device_time.isoformat() if fasting.device_time else None,
+        "time_source": "device",
+        "clock_status": "synchronised",
+        "clock_offset_s": 0.75,
+        "device_key": gl.device_key,
+        "sequence_number": 7,
+        "reported_unit": "mol/L",
+        "sample_type": "capillary_plasma",
+        "sample_location": "finger",
+        "sensor_status": [],
+        "context": GLUCOSE_CONTEXT.model_dump(mode="json"),
+        "control_solution": False,
+    }
+    assert (special["mmol_per_l"], special["mg_per_dl"], special["sensor_status"]) == (
+        None,
+        None,
+        ["result_higher_than_device_can_process"],
+    )
+    assert (special["context"], special["reported_unit"]) == (None, "kg/L")
+    assert (newest["control_solution"], newest["mg_per_dl"], newest["sample_type"]) == (
+        True,
+        120,
+        "control_solution",
+    )
+    assert (newest["time_source"], newest["clock_status"], newest["clock_offset_s"]) == (
+        "received",
+        "unset",
+        None,
+    )
+    assert windowed.status_code == 200
+    assert [r["reading_id"] for r in windowed.json()] == [str(hi.reading_id)]
+    assert refused == [404, 422, 422, 422]
+    assert [action for _, action, _ in _access_rows(database_url, patient_id)] == [
+        "read bp_readings",
+        "read glucose_readings",
+        "read glucose_readings",
+    ]
+    assert query(database_url, "SELECT count(*) FROM access_log WHERE patient_id = 'nobody'") == [
+        (0,)
+    ]
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+async def test_openapi_document_describes_both_reading_kinds(settings: IngestSettings) -> None:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            response = await http.get("/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    schemas = document["components"]["schemas"]
+    # Every reference resolves (two models of one name would silently replace each other).
+    for ref in set(_refs(document)):
+        assert ref.startswith("#/components/schemas/") and ref.split("/")[-1] in schemas, ref
+    route = document["paths"]["/patients/{patient_id}/readings/glucose"]["get"]
+    assert {p["name"] for p in route["parameters"]} == {"patient_id", "since", "until", "limit"}
+    listed = route["responses"]["200"]["content"]["application/json"]["schema"]
+    assert listed["items"]["$ref"] == "#/components/schemas/GlucoseReading"
+    glucose = schemas["GlucoseReading"]["properties"]
+    assert {
+        "mmol_per_l",
+        "mg_per_dl",
+        "sample_type",
+        "sample_location",
+        "sensor_status",
+        "context",
+        "control_solution",
+        "sequence_number",
+        "device_time",
+        "received_at",
+        "measured_at",
+        "time_source",
+        "clock_status",
+        "clock_offset_s",
+    } <= set(glucose)
+    assert {"time_source", "clock_status", "clock_offset_s"} <= set(
+        schemas["Reading"]["properties"]
+    )
+    assert schemas["TimeSource"]["enum"] == [s.value for s in wire.TimeSource]
+    assert schemas["ClockStatus"]["enum"] == [s.value for s in wire.ClockStatus]
 
 
 async def test_service_start_fails_clearly_without_database(

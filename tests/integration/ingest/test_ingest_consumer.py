@@ -16,7 +16,9 @@ from ingest_server.store import StoreResult
 from tests.integration.ingest.ingest_support import (
     bp_reading,
     device,
+    glucose_reading,
     message,
+    meter,
     minutes_ago,
     publish,
     query,
@@ -74,6 +76,54 @@ async def test_valid_message_is_stored_and_acknowledged(
     assert query(
         database_url, "SELECT count(*) FROM alerts WHERE patient_id = %s", (patient_id,)
     ) == [(0,)]
+
+
+async def test_glucose_published_on_a_gateway_topic_is_stored(
+    running: tuple[Consumer, list[StoreResult]],
+    settings: IngestSettings,
+    mqtt_broker: BrokerEndpoint,
+    pool: db.Pool,
+    database_url: str,
+) -> None:
+    consumer, results = running
+    patient_id, cuff = await _bound_cuff(pool)
+    gl = meter(unique("SN"))
+    async with db.connection(pool) as conn:
+        await store.bind_device(conn, gl.device_key, patient_id, minutes_ago(24 * 60))
+    # A meter's backlog (two records, one a control-solution test) with a cuff reading.
+    backlog = [
+        glucose_reading(gl, minutes_ago(180), 41, mantissa=112, exponent=-5, unit="kg/L"),
+        glucose_reading(
+            gl,
+            minutes_ago(170),
+            42,
+            mantissa=250,
+            exponent=-5,
+            unit="kg/L",
+            sample_type="control_solution",
+            sample_location="control_solution",
+            type_location=0x4A,
+        ),
+    ]
+    bp = bp_reading(cuff, minutes_ago(160), 128, 83)
+    payload = message("gw-g", *backlog, bp).to_bytes()
+    topic = wire.readings_topic("gw-g", settings.topic_root)
+    await publish(mqtt_broker.host, mqtt_broker.port, topic, payload, payload)
+    await wait_until(lambda: consumer.stats.acked == 2, what="both deliveries acknowledged")
+    assert sorted((r.stored, r.stored_glucose, r.duplicates) for r in results) == [
+        (0, 0, 3),
+        (3, 2, 0),
+    ]
+    assert (consumer.stats.stored, consumer.stats.stored_glucose) == (3, 2)
+    assert query(
+        database_url,
+        "SELECT sequence_number, mg_per_dl, control_solution, gateway_id FROM glucose_readings"
+        " WHERE patient_id = %s ORDER BY sequence_number",
+        (patient_id,),
+    ) == [(41, 112.0, False, "gw-g"), (42, 250.0, True, "gw-g")]
+    assert query(
+        database_url, "SELECT count(*) FROM bp_readings WHERE patient_id = %s", (patient_id,)
+    ) == [(1,)]
 
 
 async def test_crisis_published_twice_is_one_reading_and_one_alert(
