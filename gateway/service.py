@@ -12,12 +12,11 @@ from zoneinfo import ZoneInfo
 
 from bleak import BleakClient
 
+from gateway import profiles
 from gateway.backoff import Backoff
-from gateway.ble import BPS, GLS, Allowlist, BleBackends, Session, open_backends, watch_devices
+from gateway.ble import Allowlist, BleBackends, Session, open_backends, watch_devices
 from gateway.clock_sync import ClockPolicy
-from gateway.cuff_session import serve_cuff
 from gateway.forwarder import forward_forever
-from gateway.meter_session import serve_meter
 from gateway.mqtt import MqttPublisher
 from gateway.outbox import HighWaterMark, Outbox
 from gateway.quirks import load_quirk_table
@@ -93,7 +92,7 @@ class Gateway:
                 watch_devices(
                     backends,
                     self._session_for,
-                    services=(BPS, GLS),
+                    services=tuple(profiles.PROFILES),
                     allowlist=self._allowlist,
                     backoff=self._backoff(),
                     pair=s.pair_devices,
@@ -113,12 +112,10 @@ class Gateway:
             )
 
     def _session_for(self, client: BleakClient) -> Session | None:
-        services = client.services
-        if services.get_service(BPS) is not None:
-            return lambda c, identity: serve_cuff(c, identity, self._ctx)
-        if services.get_service(GLS) is not None:
-            return lambda c, identity: serve_meter(c, identity, self._ctx)
-        return None
+        session = profiles.session_for(client)
+        if session is None:
+            return None
+        return lambda c, identity: session(c, identity, self._ctx)
 
     def _backoff(self) -> Backoff:
         return Backoff(self.settings.reconnect_min_seconds, self.settings.reconnect_max_seconds)
