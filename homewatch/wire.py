@@ -90,6 +90,11 @@ class Unit(StrEnum):
     BEATS_PER_MINUTE = "/min"
     MMOL_PER_L = "mmol/L"
     MG_PER_DL = "mg/dL"
+    KILOGRAM = "kg"
+    METRE = "m"
+    KG_PER_M2 = "kg/m2"
+    PERCENT = "%"
+    CELSIUS = "Cel"
 
 
 class Quantity(_Strict):
@@ -218,7 +223,54 @@ class GlucoseReading(_Timed):
     raw_context: str | None = Field(default=None, pattern=r"^[0-9a-f]*$", max_length=1024)
 
 
-Reading = Annotated[BloodPressureReading | GlucoseReading, Field(discriminator="kind")]
+class WeightValues(_Strict):
+    weight: Quantity  # kg
+    bmi: Quantity | None = None  # kg/m2, as the scale computed it
+    height: Quantity | None = None  # m
+    #: The unit system the scale sent before normalisation to SI.
+    reported_unit: Literal["SI", "imperial"] = "SI"
+    user_id: int | None = Field(default=None, ge=0, le=255)
+
+
+class WeightReading(_Timed):
+    kind: Literal["weight"] = "weight"
+    values: WeightValues
+    raw: str = Field(pattern=r"^[0-9a-f]*$", max_length=1024)
+
+
+class OximetryValues(_Strict):
+    """PLX Spot-Check: SpO2 and pulse, with the oximeter's own status marks."""
+
+    spo2: Quantity  # %
+    pulse_rate: Quantity  # /min
+    pulse_amplitude_index: Quantity | None = None  # %
+    #: Measurement Status and Device and Sensor Status bits set, snake_case names.
+    status: list[CodeName] = Field(default_factory=list, max_length=32)
+
+
+class OximetryReading(_Timed):
+    kind: Literal["oximetry"] = "oximetry"
+    values: OximetryValues
+    raw: str = Field(pattern=r"^[0-9a-f]*$", max_length=1024)
+
+
+class TemperatureValues(_Strict):
+    temperature: Quantity  # Cel
+    reported_unit: Literal["Cel", "[degF]"] = "Cel"
+    #: Temperature Type (body site) as snake_case ("armpit", "ear", ...), when sent.
+    site: CodeName | None = None
+
+
+class TemperatureReading(_Timed):
+    kind: Literal["body_temperature"] = "body_temperature"
+    values: TemperatureValues
+    raw: str = Field(pattern=r"^[0-9a-f]*$", max_length=1024)
+
+
+Reading = Annotated[
+    BloodPressureReading | GlucoseReading | WeightReading | OximetryReading | TemperatureReading,
+    Field(discriminator="kind"),
+]
 
 
 #: Parses one reading of either kind (the gateway's outbox stores readings one by one).
