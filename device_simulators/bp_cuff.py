@@ -24,7 +24,12 @@ Variants seen in the field, all off by default:
 * ``measurement_property="notify"``: a cuff that *notifies* its measurements instead of
   indicating them. A measurement then counts as delivered once it is notified to a central
   that enabled notifications: there is no confirmation, so a notification lost on the way is
-  lost for good, which is why the profile asks for indications.
+  lost for good, which is why the profile asks for indications;
+* ``require_encryption=True``: a cuff that only delivers to a bonded central. Subscribing to
+  the measurement (and to Intermediate Cuff Pressure, when present) is refused with ATT
+  "Insufficient Encryption" (0x0F) until the link is encrypted, so stored measurements stay in
+  memory until a paired central comes; Blood Pressure Feature, Battery, Device Information
+  and the clock stay open. The cuff accepts "Just Works" pairing (``SimulatedPeripheral``).
 """
 
 from __future__ import annotations
@@ -87,6 +92,8 @@ class BloodPressureCuff(SimulatedPeripheral):
         intermediate_cuff_pressure: add Intermediate Cuff Pressure 0x2A36 (notify).
         measurement_property: how 0x2A35 is delivered: "indicate" (the profile) or "notify"
             (a non-conforming cuff).
+        require_encryption: refuse the measurement subscriptions with 0x0F until the link is
+            encrypted (paired, or a bond reused).
     """
 
     KIND = "cuff"
@@ -105,6 +112,7 @@ class BloodPressureCuff(SimulatedPeripheral):
         clock: DeviceClock | None = None,
         intermediate_cuff_pressure: bool = False,
         measurement_property: MeasurementProperty = "indicate",
+        require_encryption: bool = False,
     ) -> None:
         if not 0 <= features <= 0xFFFF:
             raise ValueError(f"Blood Pressure Feature must fit 16 bits, got {features:#x}")
@@ -170,6 +178,11 @@ class BloodPressureCuff(SimulatedPeripheral):
             advertising_interval_ms=advertising_interval_ms,
             indication_timeout=indication_timeout,
             clock=clock,
+            require_encryption=require_encryption,
+            encrypted_subscriptions=[
+                self._measurement,
+                *([self._intermediate] if self._intermediate is not None else []),
+            ],
         )
         self._memory: deque[_Record] = deque()
         self._flush_lock = asyncio.Lock()

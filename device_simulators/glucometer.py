@@ -32,6 +32,12 @@ records on such meters: that is what these modes are for.
 Clock: ``clock=DeviceClock(...)`` exposes the meter's own wall clock, as a Current Time
 Service (``clock_characteristic="2A2B"``) or, like Roche meters, as a Date Time 0x2A08 inside
 the Glucose service (``"2A08"``); both writable (``device_simulators.current_time``).
+
+Security: ``require_encryption=True`` is a meter like the nRF5 GLS and Accu-Chek ones (SPEC.md
+5.1): on a link that is not encrypted, the CCCD writes of 0x2A18, 0x2A34 and 0x2A52, the RACP
+write and the Glucose Feature read are refused with ATT "Insufficient Encryption" (0x0F). The
+meter accepts "Just Works" pairing and keeps a bond per central (``SimulatedPeripheral``);
+Device Information and the clock stay open.
 """
 
 from __future__ import annotations
@@ -118,6 +124,8 @@ class Glucometer(SimulatedPeripheral):
             (0xFFFF, 0xFFFE, ... wrapping 0 -> 0xFFFF).
         first_sequence_number: the number of the first record (default 0 ascending, 0xFFFF
             descending), and again after ``reset_memory()``.
+        require_encryption: refuse the transfer's CCCD and RACP writes and the Glucose Feature
+            read with 0x0F until the link is encrypted (paired, or a bond reused).
     """
 
     KIND = "meter"
@@ -136,6 +144,7 @@ class Glucometer(SimulatedPeripheral):
         clock_characteristic: ClockCharacteristic = "2A2B",
         sequence_numbers: SequenceNumbering = "ascending",
         first_sequence_number: int | None = None,
+        require_encryption: bool = False,
     ) -> None:
         if clock_characteristic not in get_args(ClockCharacteristic):
             raise ValueError(
@@ -165,10 +174,16 @@ class Glucometer(SimulatedPeripheral):
             gatt.Characteristic.Permissions(0),
             gatt.CharacteristicValue(read=read_not_permitted, write=write_not_permitted),
         )
+        # bumble checks these permissions before the value's handlers run.
+        read_permission = gatt.Characteristic.Permissions.READABLE
+        write_permission = gatt.Characteristic.Permissions.WRITEABLE
+        if require_encryption:
+            read_permission |= gatt.Characteristic.Permissions.READ_REQUIRES_ENCRYPTION
+            write_permission |= gatt.Characteristic.Permissions.WRITE_REQUIRES_ENCRYPTION
         self._racp = gatt.Characteristic(
             UUID.from_16_bits(RECORD_ACCESS_CONTROL_POINT, "Record Access Control Point"),
             gatt.Characteristic.Properties.WRITE | gatt.Characteristic.Properties.INDICATE,
-            gatt.Characteristic.WRITEABLE,
+            write_permission,
             gatt.CharacteristicValue(read=read_not_permitted, write=self._on_racp_write),
         )
         services = [
@@ -180,7 +195,7 @@ class Glucometer(SimulatedPeripheral):
                     gatt.Characteristic(
                         UUID.from_16_bits(GLUCOSE_FEATURE, "Glucose Feature"),
                         gatt.Characteristic.Properties.READ,
-                        gatt.Characteristic.READABLE,
+                        read_permission,
                         bytes(self.feature),
                     ),
                     self._racp,
@@ -201,6 +216,8 @@ class Glucometer(SimulatedPeripheral):
             advertising_interval_ms=advertising_interval_ms,
             indication_timeout=indication_timeout,
             clock=clock,
+            require_encryption=require_encryption,
+            encrypted_subscriptions=[self._measurement, self._context, self._racp],
         )
         self._records: list[_Record] = []
         self._next_sequence = first_sequence_number

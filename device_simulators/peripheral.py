@@ -4,6 +4,13 @@ A subclass builds its own GATT services and behaviour; this base adds Device Inf
 advertises (and advertises again after every disconnection), tracks the connection, runs
 background tasks, delivers confirmed indications and notifications, and keeps the device's own
 clock (``device_simulators.device_clock``) when the subclass exposes one.
+
+Security: every simulator accepts pairing ("Just Works", bonding: the keys of each central are
+kept in the Device's keystore, so a bonded central's next link is encrypted without pairing
+again). A subclass built with ``require_encryption=True`` hands the base the characteristics
+whose subscription needs an encrypted link (``encrypted_subscriptions``): their CCCD writes are
+then refused with ATT "Insufficient Encryption" (0x0F) until the link is encrypted, as on real
+meters (SPEC.md 5.1); it protects its own values (reads, writes) with bumble's permissions.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Self
@@ -19,6 +26,8 @@ from typing import Any, ClassVar, Self
 from bumble import gatt, hci
 from bumble.core import AdvertisingData
 from bumble.device import Connection, Device
+from bumble.keys import PairingKeys
+from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.profiles.device_information_service import DeviceInformationService
 
 from device_simulators.device_clock import DeviceClock
@@ -47,6 +56,9 @@ class SimulatedPeripheral:
     Subclasses set ``KIND`` (for logs), ``SERVICE_UUID16`` and ``APPEARANCE`` (advertised), pass
     their services to ``__init__`` and may override the hooks ``_attach``, ``_detach`` and
     ``_on_disconnected``.
+
+    ``require_encryption``: the characteristics in ``encrypted_subscriptions`` (part of
+    ``services``) get a CCCD that only an encrypted link may write (0x0F otherwise).
     """
 
     KIND: ClassVar[str] = "device"
@@ -62,9 +74,19 @@ class SimulatedPeripheral:
         advertising_interval_ms: float,
         indication_timeout: float,
         clock: DeviceClock | None = None,
+        require_encryption: bool = False,
+        encrypted_subscriptions: Sequence[gatt.Characteristic] = (),
     ) -> None:
         self._device = device
         self._clock = clock
+        self.require_encryption = require_encryption
+        if require_encryption:
+            for characteristic in encrypted_subscriptions:
+                characteristic.descriptors = [
+                    *characteristic.descriptors,
+                    encrypted_cccd(device, characteristic),
+                ]
+        device.pairing_config_factory = _just_works_bonding
         self.identity = identity
         self._advertising_interval_ms = advertising_interval_ms
         self._indication_timeout = indication_timeout
@@ -84,6 +106,7 @@ class SimulatedPeripheral:
         self._connection: Connection | None = None
         self._running = False
         self._services_added = False
+        self._pairings = 0
 
     @property
     def address(self) -> str:
@@ -98,6 +121,33 @@ class SimulatedPeripheral:
     def clock(self) -> DeviceClock | None:
         """The device's own wall clock, when it exposes one over GATT (None otherwise)."""
         return self._clock
+
+    @property
+    def pairing_count(self) -> int:
+        """Pairings completed with centrals since the simulator was built (a central that
+        reuses its bond to encrypt a later link does not pair again, so it does not count)."""
+        return self._pairings
+
+    @property
+    def is_encrypted(self) -> bool:
+        """Whether the current link (if any) is encrypted."""
+        return self._connection is not None and self._connection.is_encrypted
+
+    async def bonds(self) -> list[tuple[str, PairingKeys]]:
+        """The bonds the device keeps: (central's identity address, keys)."""
+        keystore = self._device.keystore
+        if keystore is None:
+            return []
+        return await keystore.get_all()
+
+    async def forget_bonds(self) -> None:
+        """Forget every bond, as a device does after a factory reset: a central that kept its
+        side of a bond can no longer encrypt a link with it ("key missing")."""
+        keystore = self._device.keystore
+        if keystore is not None:
+            async with asyncio.timeout(COMMAND_TIMEOUT):
+                await keystore.delete_all()
+        logger.info("%s %s: bonds forgotten", self.KIND, self.identity.name)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -173,6 +223,30 @@ class SimulatedPeripheral:
             Connection.EVENT_DISCONNECTION,
             lambda reason: self._on_disconnection(connection, reason),
         )
+        connection.on(Connection.EVENT_PAIRING, lambda _keys: self._on_pairing(connection))
+        connection.on(
+            Connection.EVENT_PAIRING_FAILURE,
+            lambda reason: logger.info(
+                "%s %s: pairing with %s failed (%s)",
+                self.KIND,
+                self.identity.name,
+                connection.peer_address,
+                reason,
+            ),
+        )
+        connection.on(
+            Connection.EVENT_CONNECTION_ENCRYPTION_CHANGE,
+            lambda: logger.info(
+                "%s %s: link encryption %s",
+                self.KIND,
+                self.identity.name,
+                "on" if connection.is_encrypted else "off",
+            ),
+        )
+
+    def _on_pairing(self, connection: Connection) -> None:
+        self._pairings += 1
+        logger.info("%s %s paired with %s", self.KIND, self.identity.name, connection.peer_address)
 
     def _on_disconnection(self, connection: Connection, reason: int) -> None:
         if self._connection is connection:
@@ -204,6 +278,35 @@ class SimulatedPeripheral:
         return await notify_if_subscribed(
             self._device, connection, characteristic, payload, COMMAND_TIMEOUT
         )
+
+
+def encrypted_cccd(device: Device, characteristic: gatt.Characteristic) -> gatt.Descriptor:
+    """A Client Characteristic Configuration descriptor that only an encrypted link may write.
+
+    bumble gives every notifying or indicating characteristic a CCCD anyone may write, unless
+    the characteristic brings its own: this one is backed by the same server bookkeeping
+    (``Server.make_descriptor_value``), so subscriptions work as before once the link is
+    encrypted. Reading it stays open, as on nRF5 GLS meters (``SEC_MODE_SET_ENC_NO_MITM`` on the
+    CCCD write only).
+    """
+    return gatt.Descriptor(
+        gatt.GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
+        gatt.Descriptor.Permissions.READABLE
+        | gatt.Descriptor.Permissions.WRITEABLE
+        | gatt.Descriptor.Permissions.WRITE_REQUIRES_ENCRYPTION,
+        device.gatt_server.make_descriptor_value(characteristic),
+    )
+
+
+def _just_works_bonding(_connection: Connection) -> PairingConfig:
+    # Health devices have no keyboard and at most a number display: "Just Works" (no MITM
+    # protection), LE Secure Connections, and a bond kept for each central.
+    return PairingConfig(
+        sc=True,
+        mitm=False,
+        bonding=True,
+        delegate=PairingDelegate(io_capability=PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT),
+    )
 
 
 def advertising_payloads(

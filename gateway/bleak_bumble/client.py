@@ -1,4 +1,10 @@
-"""bleak client backend over a :class:`~gateway.bleak_bumble.central.BumbleCentral`."""
+"""bleak client backend over a :class:`~gateway.bleak_bumble.central.BumbleCentral`.
+
+Pairing follows bleak's contract on BlueZ (``gateway.bleak_bumble.security``): ``pair=True``
+pairs and bonds while connecting, a bonded device's link is encrypted with the stored keys at
+every connection, ``pair()`` secures an open connection and ``unpair()`` forgets the bond and
+disconnects.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +28,9 @@ from bumble.gatt_client import CharacteristicProxy, DescriptorProxy
 
 from gateway.bleak_bumble.cancellation import keep_cancellation
 from gateway.bleak_bumble.central import BumbleCentral, BumbleDeviceDetails, address_key
-from gateway.bleak_bumble.errors import BumbleNotSupportedError, translate_error
+from gateway.bleak_bumble.errors import BumblePairingError, translate_error
 from gateway.bleak_bumble.scanner import bleak_uuid
+from gateway.bleak_bumble.security import forget_bond, secure_link
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +83,12 @@ class BumbleClient(BaseBleakClient):
         return self._connection is not None
 
     async def connect(self, pair: bool, **kwargs: Any) -> None:
-        if pair:
-            raise BumbleNotSupportedError("pairing")
+        """Connect, secure the link, exchange the MTU and discover the services.
+
+        The link is encrypted with the stored bond when there is one, else paired (and bonded)
+        when ``pair`` is true. A failure on the way drops the connection: a half-set-up link
+        (unencrypted where encryption was asked for) is never handed to the caller.
+        """
         if self._connection is not None:
             return
         address = (
@@ -92,15 +103,20 @@ class BumbleClient(BaseBleakClient):
             Connection.EVENT_DISCONNECTION, functools.partial(self._on_disconnection, connection)
         )
         logger.info("connected to %s", address_key(address))
+        step = "securing the link"
         try:
             async with asyncio.timeout(self._timeout):
+                security = await secure_link(connection, pair=pair)
+                logger.info("link with %s: %s", self.address, security.value)
+                step = "MTU exchange"
                 await keep_cancellation(Peer(connection).request_mtu(REQUESTED_MTU))
+                step = "service discovery"
                 self.services = await keep_cancellation(self._discover_services(connection))
         except BaseException as exc:
             await self._drop(connection)
             if isinstance(exc, TimeoutError):
-                raise TimeoutError(f"service discovery on {self.address} timed out") from exc
-            translated = translate_error(exc, f"service discovery on {self.address}")
+                raise TimeoutError(f"{step} with {self.address} timed out") from exc
+            translated = translate_error(exc, f"{step} with {self.address}")
             if translated is exc:
                 raise
             raise translated from exc
@@ -137,10 +153,42 @@ class BumbleClient(BaseBleakClient):
             self._disconnected_callback()
 
     async def pair(self, *args: Any, **kwargs: Any) -> None:
-        raise BumbleNotSupportedError("pairing")
+        """Pair with the connected device and bond; with a bond already, encrypt with it.
+
+        Pairing is "Just Works" as the central's pairing configuration says; the arguments
+        other backends take (e.g. WinRT's protection level) have no meaning here and are
+        ignored, as BlueZ ignores them.
+        """
+        connection = self._require_connection()
+        try:
+            async with asyncio.timeout(self._timeout):
+                security = await secure_link(connection, pair=True)
+        except TimeoutError as exc:
+            raise BumblePairingError(self.address, "pairing", "timed out") from exc
+        logger.info("link with %s: %s", self.address, security.value)
 
     async def unpair(self) -> None:
-        raise BumbleNotSupportedError("unpairing")
+        """Forget the bond with the device and disconnect (bleak: "Unpairing will also
+        disconnect the device"). Without a bond there is nothing to forget: it only
+        disconnects. The device keeps its side of the bond, as a real one does."""
+        device = self.central.device
+        addresses = {self.address.upper()}
+        if self._connection is not None:
+            # After pairing, the connection knows the peer by its identity address.
+            addresses.add(address_key(self._connection.peer_address))
+        try:
+            async with asyncio.timeout(self._timeout):
+                forgotten = 0
+                for address in addresses:
+                    forgotten += await forget_bond(device, address)
+        except BaseException as exc:
+            translated = translate_error(exc, f"unpairing {self.address}")
+            if translated is exc:
+                raise
+            raise translated from exc
+        if not forgotten:
+            logger.info("unpair: no bond with %s to forget", self.address)
+        await self.disconnect()
 
     # --- services ---------------------------------------------------------------------------
 
@@ -256,6 +304,7 @@ class BumbleClient(BaseBleakClient):
             )
         except BaseException:
             self._subscribers.pop(characteristic.handle, None)
+            _forget_subscriber(connection, characteristic.handle, subscriber)
             raise
 
     async def stop_notify(self, characteristic: BleakGATTCharacteristic) -> None:
@@ -267,6 +316,24 @@ class BumbleClient(BaseBleakClient):
             f"stop_notify on {characteristic.uuid}",
             connection.gatt_client.unsubscribe(characteristic.obj, subscriber),
         )
+
+
+def _forget_subscriber(
+    connection: Connection, handle: int, subscriber: Callable[[bytes], None]
+) -> None:
+    # bumble registers the subscriber before it writes the CCCD and keeps it when the write is
+    # refused (e.g. Insufficient Encryption before pairing): a later start_notify on the same
+    # connection would then deliver every value twice. Take it out again, without touching the
+    # CCCD (the write failed: nothing is enabled on the device).
+    client = connection.gatt_client
+    for table in (client.notification_subscribers, client.indication_subscribers):
+        subscribers = table.get(handle)
+        if subscribers is None:
+            continue
+        subscribers.discard(subscriber)
+        # bumble also subscribes the characteristic proxy itself; alone, it is stale.
+        if all(isinstance(s, CharacteristicProxy) for s in subscribers):
+            del table[handle]
 
 
 def _max_write_without_response_size(connection: Connection) -> int:

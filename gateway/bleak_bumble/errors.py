@@ -25,16 +25,18 @@ class BumbleTransportError(BumbleBackendError):
         self.reason = reason
 
 
-class BumbleNotSupportedError(BumbleBackendError, NotImplementedError):
-    """An operation of bleak's API that this backend does not implement (e.g. pairing)."""
-
-    def __init__(self, operation: str) -> None:
-        super().__init__(f"{operation} is not supported by the bumble backend")
-        self.operation = operation
-
-
 class BumbleCentralStateError(BumbleBackendError):
     """The central is used outside its ``async with`` block."""
+
+
+class BumblePairingError(BumbleBackendError):
+    """Pairing with a device, or encrypting the link with the keys of its bond, failed."""
+
+    def __init__(self, address: str, operation: str, reason: str) -> None:
+        super().__init__(f"{operation} with {address} failed: {reason}")
+        self.address = address
+        self.operation = operation
+        self.reason = reason
 
 
 class BumbleDisconnectedError(BumbleBackendError):

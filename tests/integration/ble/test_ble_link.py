@@ -14,7 +14,7 @@ from bleak.exc import BleakCharacteristicNotFoundError, BleakError, BleakGATTPro
 from bleak.uuids import normalize_uuid_16
 
 from device_simulators.bp_cuff import BloodPressureCuff
-from gateway.bleak_bumble import BumbleCentral, BumbleNotSupportedError
+from gateway.bleak_bumble import BumbleCentral
 from tests.integration.ble.ble_support import (
     BATTERY_LEVEL_UUID,
     BPM_UUID,
@@ -321,10 +321,6 @@ async def test_errors_are_bleak_errors(central: BumbleCentral, cuff: BloodPressu
             assert read_error.value.code == 0x02  # Read Not Permitted
             with pytest.raises(BleakError, match="notify nor indicate"):
                 await client.start_notify(normalize_uuid_16(0x2A29), lambda _c, _d: None)
-            with pytest.raises(BumbleNotSupportedError) as pair_error:
-                await client.pair()
-            assert isinstance(pair_error.value, NotImplementedError)
-            assert isinstance(pair_error.value, BleakError)
 
 
 async def test_a_16_bit_filter_uuid_is_refused(central: BumbleCentral) -> None:
