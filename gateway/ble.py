@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 BPS = uuids.uuid128(uuids.BLOOD_PRESSURE_SERVICE)
 BPM = uuids.uuid128(uuids.BLOOD_PRESSURE_MEASUREMENT)
 GLS = uuids.uuid128(uuids.GLUCOSE_SERVICE)
+WSS = uuids.uuid128(uuids.WEIGHT_SCALE_SERVICE)
+PLXS = uuids.uuid128(uuids.PULSE_OXIMETER_SERVICE)
+HTS = uuids.uuid128(uuids.HEALTH_THERMOMETER_SERVICE)
 _DIS_FIELDS = {
     "manufacturer": uuids.uuid128(uuids.MANUFACTURER_NAME),
     "model": uuids.uuid128(uuids.MODEL_NUMBER),

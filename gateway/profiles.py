@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable
 
 from bleak import BleakClient
 
-from gateway.ble import BPS, GLS
+from gateway.ble import BPS, GLS, HTS, PLXS, WSS
 from gateway.cuff_session import serve_cuff
 from gateway.meter_session import serve_meter
 from gateway.session_context import SessionContext
+from gateway.vitals_session import serve_pulse_oximeter, serve_thermometer, serve_weight_scale
 from homewatch.wire import DeviceIdentity
 
 ProfileSession = Callable[[BleakClient, DeviceIdentity, SessionContext], Awaitable[float | None]]
@@ -22,6 +23,9 @@ ProfileSession = Callable[[BleakClient, DeviceIdentity, SessionContext], Awaitab
 PROFILES: dict[str, ProfileSession] = {
     BPS: serve_cuff,
     GLS: serve_meter,
+    WSS: serve_weight_scale,
+    PLXS: serve_pulse_oximeter,
+    HTS: serve_thermometer,
 }
 
 
