@@ -6,8 +6,6 @@ bumble simulators, bleak through the bumble backend, the SQLite outbox, Mosquitt
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,13 +13,11 @@ import pytest
 from device_simulators.bp_cuff import BloodPressureCuff, CuffIdentity
 from device_simulators.device_clock import DeviceClock
 from device_simulators.patients import Measurement
-from device_simulators.radio import VirtualRadio
 from device_simulators.vendor_quirks import (
     BP_BIG_ENDIAN_MODEL,
     SIMULATED_MANUFACTURER,
     encode_blood_pressure,
 )
-from gateway.bleak_bumble import BumbleCentral
 from gateway.codec import BloodPressureMeasurement, IntermediateCuffPressure, PressureUnit
 from gateway.codec.ieee11073 import SFloat
 from gateway.quirks import load_quirk_table
@@ -38,28 +34,11 @@ def key(cuff: CuffIdentity) -> str:
 
 
 @pytest.fixture
-async def radio() -> AsyncIterator[VirtualRadio]:
-    async with VirtualRadio() as radio:
-        yield radio
+def start_cuff(start_simulator):
+    async def start(identity: CuffIdentity, **options) -> BloodPressureCuff:
+        return await start_simulator(BloodPressureCuff, identity, **options)
 
-
-@pytest.fixture
-async def central(radio: VirtualRadio) -> AsyncIterator[BumbleCentral]:
-    async with BumbleCentral(await radio.central_device()) as central:
-        yield central
-
-
-@pytest.fixture
-async def start_cuff(radio: VirtualRadio):
-    """Start cuffs on the radio; they stop when the test ends."""
-    async with contextlib.AsyncExitStack() as stack:
-
-        async def start(cuff_identity: CuffIdentity, **options) -> BloodPressureCuff:
-            device = await radio.peripheral_device(cuff_identity.name)
-            cuff = BloodPressureCuff(device, cuff_identity, **options)
-            return await stack.enter_async_context(cuff)
-
-        yield start
+    return start
 
 
 async def test_stored_records_are_corrected_for_a_drifted_clock_which_is_then_set(

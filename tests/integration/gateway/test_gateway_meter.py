@@ -5,8 +5,6 @@ bleak through the bumble backend, the SQLite outbox, Mosquitto."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -14,14 +12,12 @@ import pytest
 
 from device_simulators.device_clock import DeviceClock
 from device_simulators.glucometer import Glucometer, MeterIdentity
-from device_simulators.radio import VirtualRadio
 from device_simulators.vendor_quirks import (
     GLUCOSE_CONTROL_SOLUTION_MODEL,
     GLUCOSE_DATE_TIME_CLOCK_MODEL,
     GLUCOSE_DESCENDING_SEQUENCE_MODEL,
     SIMULATED_MANUFACTURER,
 )
-from gateway.bleak_bumble import BumbleCentral
 from gateway.codec.date_time import DateTime
 from gateway.codec.glucose import GlucoseMeasurement, GlucoseType, SampleLocation
 from gateway.codec.glucose_context import GlucoseMeasurementContext, Meal
@@ -52,27 +48,11 @@ def measurement(minutes_ago: int, mg_per_dl: int, kind=GlucoseType.CAPILLARY_PLA
 
 
 @pytest.fixture
-async def radio() -> AsyncIterator[VirtualRadio]:
-    async with VirtualRadio() as radio:
-        yield radio
+def start_meter(start_simulator):
+    async def start(identity: MeterIdentity, **options) -> Glucometer:
+        return await start_simulator(Glucometer, identity, **options)
 
-
-@pytest.fixture
-async def central(radio: VirtualRadio) -> AsyncIterator[BumbleCentral]:
-    async with BumbleCentral(await radio.central_device()) as central:
-        yield central
-
-
-@pytest.fixture
-async def start_meter(radio: VirtualRadio):
-    """Start meters on the radio; they stop when the test ends."""
-    async with contextlib.AsyncExitStack() as stack:
-
-        async def start(meter_identity: MeterIdentity, **options) -> Glucometer:
-            device = await radio.peripheral_device(meter_identity.name)
-            return await stack.enter_async_context(Glucometer(device, meter_identity, **options))
-
-        yield start
+    return start
 
 
 def sequences(readings: list[GlucoseReading]) -> list[int]:

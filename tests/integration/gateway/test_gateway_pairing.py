@@ -5,18 +5,14 @@ link encryption on the bumble link, bleak through the bumble backend, the outbox
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from device_simulators.glucometer import Glucometer, MeterIdentity
-from device_simulators.radio import VirtualRadio
 from device_simulators.vendor_quirks import SIMULATED_MANUFACTURER
-from gateway.bleak_bumble import BumbleCentral
 from gateway.codec.date_time import DateTime
 from gateway.codec.glucose import GlucoseMeasurement, GlucoseType, SampleLocation
 from gateway.codec.ieee11073 import SFloat
@@ -42,27 +38,11 @@ def measurement(minutes_ago: int, mg_per_dl: int) -> GlucoseMeasurement:
 
 
 @pytest.fixture
-async def radio() -> AsyncIterator[VirtualRadio]:
-    async with VirtualRadio() as radio:
-        yield radio
+def start_meter(start_simulator):
+    async def start(identity: MeterIdentity, **options) -> Glucometer:
+        return await start_simulator(Glucometer, identity, **options)
 
-
-@pytest.fixture
-async def central(radio: VirtualRadio) -> AsyncIterator[BumbleCentral]:
-    async with BumbleCentral(await radio.central_device()) as central:
-        yield central
-
-
-@pytest.fixture
-async def start_meter(radio: VirtualRadio):
-    """Start meters on the radio; they stop when the test ends."""
-    async with contextlib.AsyncExitStack() as stack:
-
-        async def start(meter_identity: MeterIdentity, **options) -> Glucometer:
-            device = await radio.peripheral_device(meter_identity.name)
-            return await stack.enter_async_context(Glucometer(device, meter_identity, **options))
-
-        yield start
+    return start
 
 
 async def test_a_pairing_gateway_reads_an_encrypting_meter_and_reuses_the_bond(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +23,6 @@ from device_simulators.stored_indications import IndicatedMeasurementDevice
 from device_simulators.thermometer import THERMOMETER_MODEL, Thermometer
 from device_simulators.vendor_quirks import SIMULATED_MANUFACTURER
 from device_simulators.weight_scale import SCALE_MODEL, WeightScale
-from gateway.bleak_bumble import BumbleCentral
 from gateway.codec.pulse_oximeter import (
     PlxDeviceAndSensorStatus,
     PlxMeasurementStatus,
@@ -165,18 +164,6 @@ MODELS = [
 @pytest.fixture(params=MODELS, ids=[m.id for m in MODELS])
 def model(request: pytest.FixtureRequest) -> Model:
     return request.param
-
-
-@pytest.fixture
-async def radio() -> AsyncIterator[VirtualRadio]:
-    async with VirtualRadio() as radio:
-        yield radio
-
-
-@pytest.fixture
-async def central(radio: VirtualRadio) -> AsyncIterator[BumbleCentral]:
-    async with BumbleCentral(await radio.central_device()) as central:
-        yield central
 
 
 @pytest.fixture
