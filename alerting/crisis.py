@@ -6,9 +6,10 @@ later that is still in crisis confirms it (URGENT). Implausible and failed readi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta, tzinfo
+from typing import Any
 
 from alerting.decisions import AlertDecision, Severity
 from alerting.observations import BloodPressureObservation
@@ -27,7 +28,10 @@ class CrisisThresholds:
 
     @classmethod
     def from_ruleset(cls, ruleset: RuleSet) -> CrisisThresholds:
-        p = ruleset.parameters(RULE_ID)
+        return cls.from_parameters(ruleset.parameters(RULE_ID))
+
+    @classmethod
+    def from_parameters(cls, p: Mapping[str, Any]) -> CrisisThresholds:
         return cls(
             systolic_above=float(p["systolic_above"]),
             diastolic_above=float(p["diastolic_above"]),
@@ -44,11 +48,15 @@ def evaluate_crisis(
     observations: Sequence[BloodPressureObservation],
     thresholds: CrisisThresholds,
     rule_version: int,
+    *,
+    tz: tzinfo = UTC,
+    programme: str | None = None,
 ) -> AlertDecision | None:
     """Decide on the latest crisis episode among ``observations`` (any order), or None.
 
     The caller passes at least ``thresholds.confirm_window`` of history before the newest reading,
-    so that a re-measurement is seen together with the reading it confirms.
+    so that a re-measurement is seen together with the reading it confirms. Times in the
+    explanation are in ``tz`` (the patient's zone).
     """
     usable = sorted(
         (o for o in observations if blood_pressure_problem(o) is None),
@@ -72,7 +80,7 @@ def evaluate_crisis(
         rule_version=rule_version,
         severity=Severity.URGENT if confirmed else Severity.HIGH,
         title="Hypertensive crisis confirmed" if confirmed else "Blood pressure in crisis range",
-        explanation=_explain(episode, thresholds, confirmed, after, flagged),
+        explanation=_explain(episode, thresholds, confirmed, after, flagged, tz),
         evidence={
             "reading_ids": [o.reading_id for o in episode],
             "statistics": {
@@ -90,6 +98,7 @@ def evaluate_crisis(
         },
         observed_at=latest.measured_at,
         started_at=episode[0].measured_at,
+        programme=programme,
     )
 
 
@@ -99,10 +108,12 @@ def _explain(
     confirmed: bool,
     after: list[BloodPressureObservation],
     flagged: list[str],
+    tz: tzinfo,
 ) -> str:
     first, last = episode[0], episode[-1]
+    local = first.measured_at.astimezone(tz)
     text = (
-        f"Home blood pressure {_bp(first)} at {first.measured_at:%Y-%m-%d %H:%M} UTC is above the "
+        f"Home blood pressure {_bp(first)} at {local:%Y-%m-%d %H:%M} {local.tzname()} is above the "
         f"hypertensive-crisis threshold (>{t.systolic_above:g} and/or >{t.diastolic_above:g} mmHg)."
     )
     if confirmed:
@@ -120,6 +131,8 @@ def _explain(
         text += f" A later reading was below the threshold ({_bp(after[-1])})."
     if flagged:
         text += f" Device quality marks: {', '.join(flagged)}."
+    if any(o.time_source == "received" for o in episode):
+        text += " Times are the gateway's receive times (the cuff's clock was not usable)."
     return text
 
 

@@ -17,6 +17,20 @@ class Severity(IntEnum):
     URGENT = 4
 
 
+class RuleState(IntEnum):
+    """Where a patient stands on one rule after an evaluation (the batch reports one per rule).
+
+    Only ``CLEAR`` lets an open alert's all-clear clock run (auto-resolve); ``HOLD`` is the
+    hysteresis band (no longer firing, not yet clear) and ``INSUFFICIENT_DATA`` says nothing.
+    """
+
+    NOT_APPLICABLE = 0  # the rule is not in the patient's programmes
+    INSUFFICIENT_DATA = 1
+    CLEAR = 2
+    HOLD = 3
+    FIRED = 4
+
+
 @dataclass(frozen=True, slots=True)
 class AlertDecision:
     """A rule fired: which rule (and version), how bad, why, and on what evidence.
@@ -35,6 +49,8 @@ class AlertDecision:
     observed_at: datetime
     #: Time of the oldest reading in the evidence (None: the same as ``observed_at``).
     started_at: datetime | None = None
+    #: The dispensary programme whose rule set the rule came from (None: not recorded).
+    programme: str | None = None
 
     @property
     def first_evidence_at(self) -> datetime:

@@ -1,4 +1,8 @@
-"""Alert lifecycle decisions: one open alert per (patient, rule), repeats update it."""
+"""Alert lifecycle decisions: one open alert per (patient, rule), repeats update it.
+
+``merge`` is the core every lifecycle transition builds on; the full lifecycle (acknowledge,
+resolve, snooze, auto-resolve, escalation, quiet hours) is ``alerting.alert_state``.
+"""
 
 from __future__ import annotations
 

@@ -11,6 +11,25 @@ the device clock's correction changed in between (which would change its ``measu
 For glucose meters the outbox also keeps each meter's high-water mark (the last sequence number
 retrieved) and advances it in the same transaction as the readings it covers: after a crash the
 mark never claims a record the outbox does not hold.
+
+Bounded (``max_readings``), and nothing is ever dropped to stay within the bound. While the
+outbox holds ``max_readings`` or more, the policy is:
+
+* the oldest unsent readings stay (they are the ones the clinicians are waiting for);
+* ``put_many`` refuses a batch of new readings with ``OutboxFull`` and stores nothing — not even
+  a meter's high-water mark — so a device that can give the records again (a glucose meter read
+  over RACP) keeps them in its own memory and is read again once the outbox has drained;
+* a batch the device cannot give again (``beyond_limit=True``: a cuff's indication is confirmed
+  by the Bluetooth stack before it reaches us) is stored all the same and counted in
+  ``stored_beyond_limit``: the bound yields before a reading is lost.
+
+A batch that arrives while the outbox is below its bound is stored whole, even when it takes the
+outbox past it: splitting it would split the meter's high-water mark, and a batch larger than
+the bound would otherwise never fit. The bound is therefore exceeded by at most one batch (a
+meter's memory) besides the readings stored ``beyond_limit``.
+
+Callers report the condition loudly (``gateway.service``: an error log, the status flag
+``outbox.full``, the metric ``homewatch_gateway_outbox_full``).
 """
 
 from __future__ import annotations
@@ -64,6 +83,43 @@ CREATE TABLE IF NOT EXISTS high_water (
 SEEN_RETENTION = timedelta(days=400)
 
 
+class OutboxError(Exception):
+    """Root of the outbox's own errors (SQLite errors pass through as ``sqlite3.Error``)."""
+
+
+class OutboxFull(OutboxError):
+    """The outbox is at its bound; none of the batch was stored."""
+
+    def __init__(self, limit: int, depth: int, refused: int) -> None:
+        super().__init__(
+            f"outbox full: {depth} reading(s) queued, limit {limit}; {refused} new reading(s) "
+            "refused (they stay on the device)"
+        )
+        self.limit = limit
+        self.depth = depth
+        self.refused = refused
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStats:
+    """What ``homewatch gateway status`` and the status message show of an outbox."""
+
+    depth: int
+    limit: int | None
+    oldest_enqueued_at: datetime | None
+    rejected: int
+
+    @property
+    def queued(self) -> int:
+        """Readings waiting (kept by the worker thread; exact, as this process is the only
+        writer). ``depth()`` asks SQLite."""
+        return self._depth
+
+    @property
+    def full(self) -> bool:
+        return self.limit is not None and self.depth >= self.limit
+
+
 @dataclass(frozen=True, slots=True)
 class QueuedReading:
     seq: int
@@ -79,11 +135,18 @@ class HighWaterMark:
 
 
 class Outbox:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, max_readings: int | None = None) -> None:
+        if max_readings is not None and max_readings < 1:
+            raise ValueError(f"max_readings must be positive or None, got {max_readings}")
         self._path = str(path)
+        self.max_readings = max_readings
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
         self._db: sqlite3.Connection | None = None
         self._nonempty = asyncio.Event()
+        #: Rows in ``outbox``, kept by the worker thread (one process owns the file).
+        self._depth = 0
+        #: Readings stored past ``max_readings`` since the outbox was opened.
+        self.stored_beyond_limit = 0
 
     async def __aenter__(self) -> Outbox:
         await self._run(self._open)
@@ -105,13 +168,30 @@ class Outbox:
         *,
         device_key: str | None = None,
         mark: HighWaterMark | None = None,
+        beyond_limit: bool = False,
     ) -> list[Reading]:
         """Store ``readings`` durably in one transaction, with the meter's new high-water mark
-        when given; those that were new."""
-        added = await self._run(self._insert, readings, device_key, mark)
+        when given; those that were new.
+
+        Raises ``OutboxFull`` (storing nothing) when the outbox is at ``max_readings`` and the
+        batch holds new readings, unless ``beyond_limit``: readings the device cannot give again
+        are never refused.
+        """
+        added = await self._run(self._insert, readings, device_key, mark, beyond_limit)
         if added:
             self._nonempty.set()
         return added
+
+    @property
+    def queued(self) -> int:
+        """Readings waiting (kept by the worker thread; exact, as this process is the only
+        writer). ``depth()`` asks SQLite."""
+        return self._depth
+
+    @property
+    def full(self) -> bool:
+        """At or past the bound (the cached depth: exact, this process is the only writer)."""
+        return self.max_readings is not None and self._depth >= self.max_readings
 
     async def high_water_mark(self, device_key: str) -> HighWaterMark | None:
         row = await self._run(
@@ -162,6 +242,23 @@ class Outbox:
     async def depth(self) -> int:
         return await self._run(self._count)
 
+    async def stats(self) -> OutboxStats:
+        return await self._run(self._stats)
+
+    @staticmethod
+    def inspect(path: Path | str) -> OutboxStats:
+        """Read-only look at an outbox another process may be using (``gateway status``).
+
+        WAL readers never block the writer; raises ``FileNotFoundError`` when there is none.
+        """
+        if not Path(path).exists():
+            raise FileNotFoundError(f"no outbox at {path}")
+        db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return _stats(db, None)
+        finally:
+            db.close()
+
     async def wait_nonempty(self) -> None:
         await self._nonempty.wait()
         if not await self.depth():
@@ -184,6 +281,7 @@ class Outbox:
         cutoff = (datetime.now(UTC) - SEEN_RETENTION).isoformat()
         db.execute("DELETE FROM handed_over WHERE at < ?", (cutoff,))
         self._db = db
+        self._depth = self._count()
 
     def _close(self) -> None:
         if self._db is not None:
@@ -196,12 +294,16 @@ class Outbox:
         return self._db
 
     def _insert(
-        self, readings: list[Reading], device_key: str | None, mark: HighWaterMark | None
+        self,
+        readings: list[Reading],
+        device_key: str | None,
+        mark: HighWaterMark | None,
+        beyond_limit: bool,
     ) -> list[Reading]:
         db = self._conn()
         now = datetime.now(UTC).isoformat()
-        added = []
-        with db:
+        added: list[Reading] = []
+        with db:  # commits, or rolls back on any exception (OutboxFull included)
             db.execute("BEGIN")
             for reading in readings:
                 reading_id = str(reading.reading_id)
@@ -226,6 +328,26 @@ class Outbox:
                     " device_time = excluded.device_time, updated_at = excluded.updated_at",
                     (device_key, mark.sequence_number, when, now),
                 )
+            limit = self.max_readings
+            if added and limit is not None and self._depth + len(added) > limit:
+                if self._depth < limit:
+                    log.warning(
+                        "a batch of %d reading(s) takes the outbox past its limit of %d "
+                        "(a batch is stored whole)",
+                        len(added),
+                        limit,
+                    )
+                elif not beyond_limit:
+                    raise OutboxFull(limit, self._depth, len(added))
+                else:
+                    self.stored_beyond_limit += len(added)
+                    log.error(
+                        "outbox full (limit %d): %d reading(s) stored beyond it, because their "
+                        "device cannot send them again",
+                        limit,
+                        len(added),
+                    )
+        self._depth += len(added)
         return added
 
     def _insert_rejected(self, *row: str) -> None:
@@ -247,7 +369,26 @@ class Outbox:
         db = self._conn()
         with db:
             db.execute("BEGIN")
-            db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+            removed = db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+        self._depth -= removed.rowcount
 
     def _count(self) -> int:
         return self._conn().execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+    def _stats(self) -> OutboxStats:
+        return _stats(self._conn(), self.max_readings, self._depth)
+
+
+def _stats(db: sqlite3.Connection, limit: int | None, depth: int | None = None) -> OutboxStats:
+    """The figures of an outbox; ``depth`` when the caller keeps it (a count scans the table)."""
+    if depth is None:
+        depth = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+    row = db.execute("SELECT enqueued_at FROM outbox ORDER BY seq LIMIT 1").fetchone()
+    oldest = None if row is None else row[0]
+    rejected = db.execute("SELECT count(*) FROM rejected").fetchone()[0]
+    return OutboxStats(
+        depth=depth,
+        limit=limit,
+        oldest_enqueued_at=None if oldest is None else datetime.fromisoformat(oldest),
+        rejected=rejected,
+    )

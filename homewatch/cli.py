@@ -13,6 +13,11 @@ from typing import Annotated
 
 import typer
 
+from homewatch import cli_gateway
+from homewatch.cli_admin import admin_app
+from homewatch.cli_alerting import app as alerting_app
+from homewatch.cli_ingest import quarantine_app, storage_app
+
 app = typer.Typer(
     help="homewatch: remote monitoring of chronic patients at home.",
     no_args_is_help=True,
@@ -32,6 +37,12 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(sim_app, name="sim")
 app.add_typer(db_app, name="db")
 app.add_typer(ble_app, name="ble")
+app.add_typer(alerting_app, name="alerting")
+app.add_typer(admin_app, name="admin")
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(storage_app, name="storage")
+gateway_app.command("run")(cli_gateway.gateway_run)
+gateway_app.command("status")(cli_gateway.gateway_status)
 
 BleTransport = Annotated[
     str | None,
@@ -164,50 +175,6 @@ def ingest_run(
     _run_until_interrupted(run_ingest(settings))
 
 
-@gateway_app.command("run")
-def gateway_run(
-    mqtt_url: MqttUrl = None,
-    gateway_id: Annotated[
-        str | None, typer.Option(help="This gateway's id (env HOMEWATCH_GATEWAY_GATEWAY_ID).")
-    ] = None,
-    outbox: Annotated[
-        Path | None, typer.Option(help="Outbox file (env HOMEWATCH_GATEWAY_OUTBOX_PATH).")
-    ] = None,
-    ble_transport: BleTransport = None,
-    allow: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="A provisioned device: address or make/model/serial; repeat for more "
-            "(env HOMEWATCH_GATEWAY_ALLOWED_DEVICES, a JSON list). None: every health device.",
-        ),
-    ] = None,
-    pair: Annotated[
-        bool | None, typer.Option("--pair/--no-pair", help="Pair (bond) before reading.")
-    ] = None,
-    quirks: Annotated[
-        Path | None, typer.Option(help="Extra quirk-table entries (TOML), beside the built-in.")
-    ] = None,
-    verbose: Verbose = False,
-) -> None:
-    """Read BLE cuffs and glucose meters and forward their readings over MQTT."""
-    from gateway.service import Gateway
-    from gateway.settings import GatewaySettings
-
-    _logging(verbose)
-    settings = GatewaySettings(
-        **_overrides(
-            mqtt_url=mqtt_url,
-            gateway_id=gateway_id,
-            outbox_path=outbox,
-            ble_transport=ble_transport,
-            allowed_devices=allow or None,
-            pair_devices=pair,
-            quirks_path=quirks,
-        )
-    )
-    _run_until_interrupted(Gateway(settings).run())
-
-
 @gateway_app.command("scan")
 def gateway_scan(
     duration: Annotated[float, typer.Option(help="Seconds to listen.")] = 5.0,
@@ -234,24 +201,123 @@ def gateway_scan(
         typer.echo("no health devices found", err=True)
 
 
+ScenarioOption = Annotated[
+    str,
+    typer.Option(help="Scenario file (TOML) or built-in name (see `homewatch sim scenarios`)."),
+]
+SeedOption = Annotated[
+    int | None, typer.Option(help="Random seed (default: the scenario's).", min=0)
+]
+TruthOption = Annotated[Path | None, typer.Option(help="Write the ground truth here (JSON lines).")]
+
+
 @sim_app.command("run")
 def sim_run(
+    scenario: ScenarioOption = "demo",
+    days: Annotated[
+        int | None,
+        typer.Option(
+            help="Simulated days; the run starts this many days ago (default: the scenario's).",
+            min=1,
+        ),
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(help="Simulated seconds per real second.", min=1.0)
+    ] = 3600.0,
+    seed: SeedOption = None,
+    truth: TruthOption = None,
     tcp_port: Annotated[
         int,
         typer.Option(
             help="Port where a gateway's controller connects (tcp-client:127.0.0.1:PORT)."
         ),
     ] = 9001,
-    speed: Annotated[float, typer.Option(help="Simulated seconds per real second.")] = 3600.0,
-    days: Annotated[int, typer.Option(help="The simulation starts this many days ago.")] = 3,
+    linger: Annotated[
+        float | None,
+        typer.Option(
+            help="After the last reading, keep the devices on the air this many seconds"
+            " (default: until Ctrl-C).",
+            min=0.0,
+        ),
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
-    """Run the demo cohort's cuffs on a virtual radio served over TCP, for a gateway in
-    another process."""
-    from homewatch.simulation import run_simulation
+    """Run a scenario's cohort (cuffs, glucometers, faults) on a virtual radio served over
+    TCP, for a gateway in another process; progress is logged on long runs."""
+    from device_simulators.errors import SimulationError
+    from homewatch.simulation import SimulationOptions, run_simulation
 
     _logging(verbose)
-    _run_until_interrupted(run_simulation(tcp_port=tcp_port, speed=speed, days=days))
+    options = SimulationOptions(
+        tcp_port=tcp_port,
+        speed=speed,
+        days=days,
+        scenario=scenario,
+        seed=seed,
+        truth=truth,
+        linger=linger,
+    )
+    try:
+        _run_until_interrupted(run_simulation(options))
+    except SimulationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@sim_app.command("generate")
+def sim_generate(
+    scenario: ScenarioOption = "demo",
+    days: Annotated[
+        float | None, typer.Option(help="Simulated days (default: the scenario's).", min=0.001)
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(
+            help="First moment, ISO 8601 (a date means 06:58 in the scenario's zone;"
+            " default: DAYS ago)."
+        ),
+    ] = None,
+    seed: SeedOption = None,
+    truth: TruthOption = None,
+    readings: Annotated[
+        Path | None, typer.Option(help="Write every reading here (JSON lines).")
+    ] = None,
+) -> None:
+    """Generate a scenario's readings and ground truth without any radio; prints a JSON
+    summary."""
+    from datetime import UTC, datetime, time
+
+    from device_simulators.errors import SimulationError
+    from device_simulators.generate import generate
+    from device_simulators.scenario import load_scenario
+    from homewatch.simulation import simulated_start, write_generated
+
+    try:
+        loaded = load_scenario(scenario)
+        span = days or loaded.days
+        if start is None:
+            first = simulated_start(loaded, span)
+        else:
+            first = datetime.fromisoformat(start)
+            if len(start) == 10:  # a date
+                first = datetime.combine(first.date(), time(6, 58), loaded.timezone)
+            elif first.tzinfo is None:
+                first = first.replace(tzinfo=loaded.timezone)
+        run = generate(loaded, first.astimezone(UTC), span, seed=seed)
+    except (SimulationError, ValueError) as exc:  # a bad scenario file, a malformed --start
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(write_generated(run, truth=truth, readings=readings), indent=2))
+
+
+@sim_app.command("scenarios")
+def sim_scenarios() -> None:
+    """List the built-in scenarios."""
+    from device_simulators.scenario import builtin_scenarios, load_scenario
+
+    for name in builtin_scenarios():
+        s = load_scenario(name)
+        typer.echo(f"{name:<12} {s.patient_count:>5} patients {s.days:>3} days  {s.description}")
 
 
 @ble_app.command("decode")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import signal
 import sys
 import tempfile
@@ -35,6 +36,9 @@ from homewatch.embedded.broker import BrokerEndpoint, EmbeddedBrokerKind, embedd
 from homewatch.embedded.database import embedded_postgres
 from homewatch.wire import BloodPressureReading, Reading, serial_device_key
 from ingest_server import store
+from ingest_server.auth.principal import Role
+from ingest_server.auth.settings import AuthSettings
+from ingest_server.auth.tokens import issue_dev_token
 from ingest_server.migrate import migrate
 from ingest_server.service import IngestService
 from ingest_server.settings import IngestSettings
@@ -137,11 +141,16 @@ async def run_demo(options: DemoOptions) -> dict[str, Any]:
             client_id=f"demo-ingest-{run_id}",
             api_port=options.api_port,
         )
+        # A signing key for this run only (never stored): the API answers bearer tokens only.
+        auth = AuthSettings(dev_signing_key=secrets.token_urlsafe(48))
         ingest = await stack.enter_async_context(
-            IngestService(ingest_settings, on_result=narrator.on_result)
+            IngestService(ingest_settings, on_result=narrator.on_result, auth_settings=auth)
         )
+        token = issue_dev_token(auth, subject="p-0003", role=Role.PATIENT, ttl_s=86400)
         narrator.say(
-            "demo", f"clinician API on {ingest.api_url} (try /patients/p-0003/alerts, /docs)"
+            "demo",
+            f"API on {ingest.api_url} (/docs); as patient p-0003: curl -H "
+            f"'Authorization: Bearer {token}' {ingest.api_url}/patients/p-0003/alerts",
         )
         radio = await stack.enter_async_context(VirtualRadio())
         cuffs = await stack.enter_async_context(cuffs_on_radio(radio, cohort))

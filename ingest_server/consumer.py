@@ -1,9 +1,16 @@
-"""The MQTT consumer: validate, store, commit, and only then acknowledge.
+"""The MQTT consumer: batch, validate, store, commit, and only then acknowledge.
 
-Every message ends in exactly one of two ways: stored (its readings, or the quarantine row saying
-why not) and acknowledged after the commit; or, while the database is unavailable, retried with
-jittered back-off and never acknowledged. Nothing is dropped: a message that is not acknowledged
-is delivered again by the broker (persistent session).
+Workers take turns forming a batch (``batching``) and store it in one transaction
+(``batch_store``); while one stores, the next batch fills. Every message ends in exactly one of
+two ways: stored (its readings, or the quarantine row saying why not) and acknowledged after the
+commit; or, while the database is unavailable, retried with jittered back-off and never
+acknowledged. Nothing is dropped: a message that is not acknowledged is delivered again by the
+broker (persistent session). While a batch waits for the database, its messages keep their slots
+in the inbox: once ``receive_maximum`` messages are held, the consumer takes no more.
+
+A batch the database refuses for its content, or that trips a defect of ours, is split and its
+messages stored one by one, so that only the culprit is quarantined ("rejected by database",
+"processing failed") and the rest goes through.
 """
 
 from __future__ import annotations
@@ -15,12 +22,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 from homewatch import wire
-from ingest_server import db, store
-from ingest_server.errors import DatabaseError, DatabaseRejected, InvalidMessage
+from ingest_server import batch_store, db
+from ingest_server.batching import Batch, Batcher
+from ingest_server.errors import (
+    DatabaseError,
+    DatabaseRejected,
+    DatabaseUnavailable,
+    InvalidMessage,
+)
 from ingest_server.mqtt import InboundMessage, MqttSubscriber
+from ingest_server.results import StoreResult
 from ingest_server.settings import IngestSettings
-from ingest_server.store import StoreResult
-from ingest_server.validate import QuarantineReason, parse_message
+from ingest_server.validate import QuarantineReason
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +52,9 @@ class ConsumerStats:
     quarantined: int = 0  # messages or readings set aside
     alerts_raised: int = 0
     alerts_updated: int = 0
-    errors: int = 0  # failed attempts (database unavailable, hook failures, overflows)
+    errors: int = 0  # failed attempts (database unavailable, hook failures, defects)
+    batches: int = 0  # transactions committed
+    split_batches: int = 0  # batches stored message by message after a failure
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -60,8 +75,15 @@ class Consumer:
         self.stats = ConsumerStats()
         self.subscription = wire.readings_subscription(settings.shared_group, settings.topic_root)
         self._subscriber = MqttSubscriber(settings, self.subscription)
+        self._batcher = Batcher(
+            self._subscriber,
+            topic_root=settings.topic_root,
+            max_messages=settings.batch_max_messages,
+            max_readings=settings.batch_max_readings,
+            max_delay_s=settings.batch_max_delay_s,
+        )
+        self._forming = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
-        self._busy = 0
 
     async def __aenter__(self) -> Consumer:
         await self._subscriber.__aenter__()
@@ -89,105 +111,144 @@ class Consumer:
 
     @property
     def idle(self) -> bool:
-        """Nothing queued and nothing being processed (e.g. the demo drains on it)."""
-        return self._subscriber.queue.empty() and self._busy == 0
+        """No message held: none queued, batched or being stored (the demo drains on it)."""
+        return self._subscriber.inbox.held == 0
+
+    @property
+    def held(self) -> int:
+        """Messages received and not yet acknowledged (or given back)."""
+        return self._subscriber.inbox.held
+
+    @property
+    def peak_held(self) -> int:
+        """The most messages ever held at once (bounded by ``receive_maximum``)."""
+        return self._subscriber.inbox.peak_held
 
     def counters_snapshot(self) -> dict[str, int]:
-        return {**self.stats.as_dict(), "overflows": self._subscriber.overflows}
+        return {
+            **self.stats.as_dict(),
+            "held": self.held,
+            "peak_held": self.peak_held,
+            "stale": self._batcher.stale,
+        }
 
     # --- workers -------------------------------------------------------------------------------
 
     async def _work(self) -> None:
-        queue = self._subscriber.queue
         while True:
-            message = await queue.get()
-            self._busy += 1
+            async with self._forming:  # one worker fills a batch while the others store theirs
+                batch = await self._batcher.next_batch()
+            self.stats.received += len(batch)
             try:
-                await self._handle(message)
+                results = await self._store(batch)
+            except asyncio.CancelledError:
+                self._give_back(batch.messages)
+                raise
             except Exception:
-                # Not expected (``_handle`` catches what it knows); never let a worker die. The
-                # message stays unacknowledged and comes back when the session reconnects.
+                # Not expected (``_store`` handles what it knows); never let a worker die. The
+                # messages stay unacknowledged and come back when the session reconnects.
                 self.stats.errors += 1
-                log.exception("unexpected error handling mid %d on %s", message.mid, message.topic)
-            finally:
-                self._busy -= 1
-                queue.task_done()
+                log.exception("unexpected error storing a batch of %d messages", len(batch))
+                self._give_back(batch.messages)
+                continue
+            await self._finish(batch.messages, results)
 
-    async def _handle(self, message: InboundMessage) -> None:
-        self.stats.received += 1
+    def _give_back(self, messages: list[InboundMessage]) -> None:
+        for message in messages:
+            self._subscriber.release(message, ack=False)
+
+    async def _store(self, batch: Batch) -> list[StoreResult]:
+        """Store ``batch`` (committed on return), retrying while the database is unavailable."""
+        try:
+            return await self._retrying(batch.items)
+        except DatabaseRejected as exc:
+            problem: Exception = exc
+        except Exception as exc:  # a defect of ours (or of the rules): find the message
+            log.exception("storing a batch of %d messages failed", len(batch))
+            problem = exc
+        if len(batch) == 1:
+            return [await self._quarantine_failed(batch.items[0], problem)]
+        self.stats.split_batches += 1
+        log.warning("storing the %d messages of a failed batch one by one", len(batch))
+        results = []
+        for item in batch.items:
+            try:
+                [result] = await self._retrying([item])
+            except Exception as exc:
+                if not isinstance(exc, DatabaseRejected):
+                    log.exception("storing a message from %s failed", item.topic)
+                result = await self._quarantine_failed(item, exc)
+            results.append(result)
+        return results
+
+    async def _retrying(self, items: list[batch_store.Incoming]) -> list[StoreResult]:
+        """Store ``items`` in one transaction, retrying with back-off while the database fails
+        for reasons of its own: unavailable, or an error that is not about the data (a missing
+        table during a deployment, say: waiting, loudly, beats quarantining every message)."""
         attempt = 0
         while True:
             try:
-                result = await self._process(message)
-                break
+                async with db.connection(self._pool) as conn:
+                    results = await batch_store.store_batch(conn, items)
+                self.stats.batches += 1
+                return results
+            except DatabaseRejected:
+                raise
             except DatabaseError as exc:
                 self.stats.errors += 1
                 delay = self._backoff(attempt)
                 attempt += 1
-                log.warning(
-                    "database failed on mid %d from %s (attempt %d): %s; not acknowledged, "
-                    "retrying in %.2f s",
-                    message.mid,
-                    message.topic,
+                log.log(
+                    logging.WARNING if isinstance(exc, DatabaseUnavailable) else logging.ERROR,
+                    "database failed on a batch of %d messages (attempt %d): %s;"
+                    " not acknowledged, retrying in %.2f s",
+                    len(items),
                     attempt,
                     exc,
                     delay,
                 )
                 await asyncio.sleep(delay)
-        if self._subscriber.ack(message):
-            self.stats.acked += 1
-        self._count(result)
-        if self._on_result is not None:
+
+    async def _quarantine_failed(
+        self, item: batch_store.Incoming, problem: Exception
+    ) -> StoreResult:
+        reason = (
+            QuarantineReason.REJECTED
+            if isinstance(problem, DatabaseRejected)
+            else QuarantineReason.PROCESSING_FAILED
+        )
+        detail = str(problem) if reason is QuarantineReason.REJECTED else repr(problem)
+        self.stats.errors += 1
+        log.warning(
+            "quarantining a message from %s: %s: %s (payload %d bytes, starts %s)",
+            item.topic,
+            reason,
+            detail,
+            len(item.payload),
+            item.payload[:_HEX_PREVIEW].hex(),
+        )
+        aside = batch_store.Incoming(
+            topic=item.topic,
+            payload=item.payload,
+            invalid=InvalidMessage(reason, detail[:2000]),
+            gateway_id=item.gateway_id,
+        )
+        [result] = await self._retrying([aside])
+        return result
+
+    async def _finish(self, messages: list[InboundMessage], results: list[StoreResult]) -> None:
+        for message, result in zip(messages, results, strict=True):
+            if self._subscriber.release(message):
+                self.stats.acked += 1
+            self._count(result)
+        if self._on_result is None:
+            return
+        for message, result in zip(messages, results, strict=True):
             try:
                 await self._on_result(result)
             except Exception:
                 self.stats.errors += 1
                 log.exception("on_result hook failed for mid %d", message.mid)
-
-    async def _process(self, message: InboundMessage) -> StoreResult:
-        """Validate and store ``message``, committed on return; ``DatabaseError``: retry it."""
-        try:
-            readings = parse_message(message.topic, message.payload, self._settings.topic_root)
-        except InvalidMessage as exc:
-            return await self._quarantine(message, exc.reason, exc.detail)
-        try:
-            async with db.connection(self._pool) as conn:
-                result = await store.store_message(conn, readings, message.topic)
-        except DatabaseRejected as exc:
-            return await self._quarantine(message, QuarantineReason.REJECTED, str(exc))
-        except DatabaseError:
-            raise
-        except Exception as exc:
-            # A defect of ours (or of the rules) on this message: keep it, keep going.
-            log.exception("processing mid %d from %s failed", message.mid, message.topic)
-            return await self._quarantine(
-                message, QuarantineReason.PROCESSING_FAILED, f"{type(exc).__name__}: {exc}"
-            )
-        log.debug("mid %d from %s: %s", message.mid, message.topic, result)
-        return result
-
-    async def _quarantine(self, message: InboundMessage, reason: str, detail: str) -> StoreResult:
-        log.warning(
-            "quarantining mid %d from %s: %s: %s (payload %d bytes, starts %s)",
-            message.mid,
-            message.topic,
-            reason,
-            detail,
-            len(message.payload),
-            message.payload[:_HEX_PREVIEW].hex(),
-        )
-        async with db.connection(self._pool) as conn, db.transaction(conn):
-            await store.quarantine(
-                conn, topic=message.topic, payload=message.payload, reason=reason, detail=detail
-            )
-        gateway_id = wire.gateway_id_from_topic(message.topic, self._settings.topic_root)
-        return StoreResult(
-            topic=message.topic,
-            gateway_id=gateway_id,
-            quarantined=1,
-            quarantine_reason=str(reason),
-            quarantine_detail=detail,
-        )
 
     def _count(self, result: StoreResult) -> None:
         self.stats.stored += result.stored

@@ -1,10 +1,11 @@
 """The one entry point of paho-mqtt: a subscriber that acknowledges only when told to.
 
 paho runs its network loop on its own thread; every received message is handed to the asyncio
-loop with ``call_soon_threadsafe`` into a bounded queue, and ``ack()`` sends the PUBACK later,
-after the database commit (``manual_ack=True``). Persistent session: MQTT 5 ``clean_start``
-False with a session expiry interval (3.1.1: ``clean_session`` False), so messages that arrive
-while we are away, and messages we received but never acknowledged, are delivered again.
+loop through a bounded ``Inbox`` (which blocks that thread, and so the socket, when full), and
+``release()`` sends the PUBACK later, after the database commit (``manual_ack=True``), and frees
+the message's slot. Persistent session: MQTT 5 ``clean_start`` False with a session expiry
+interval (3.1.1: ``clean_session`` False), so messages that arrive while we are away, and
+messages we received but never acknowledged, are delivered again.
 
 A PUBACK only means something on the connection the message arrived on: after a reconnect the
 broker redelivers what we had not acknowledged (with new packet ids), so an ``ack()`` for a
@@ -26,6 +27,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from ingest_server.errors import IngestError
+from ingest_server.inbox import Inbox, InboxClosed
 from ingest_server.settings import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -49,17 +51,20 @@ class InboundMessage:
 
 
 class MqttSubscriber:
-    """``async with MqttSubscriber(settings, subscription) as sub``; messages come on ``sub.queue``.
+    """``async with MqttSubscriber(settings, subscription) as sub``; messages come on
+    ``sub.inbox`` (at most ``settings.receive_maximum`` held at once).
 
-    Acknowledge each with ``sub.ack(message)`` once it is safely stored.
+    Give each back with ``sub.release(message)`` once it is safely stored (acknowledged), or with
+    ``ack=False`` to leave it to the broker's redelivery.
     """
 
     def __init__(self, settings: IngestSettings, subscription: str) -> None:
         self._settings = settings
         self._subscription = subscription
         self._v5 = settings.mqtt_protocol == "5"
-        self.queue: asyncio.Queue[InboundMessage] = asyncio.Queue(maxsize=settings.receive_maximum)
-        self.overflows = 0
+        self.inbox: Inbox[InboundMessage] = Inbox(
+            settings.receive_maximum, settings.receive_max_bytes
+        )
         self._connection = 0  # written on paho's thread, read on the loop: an int is atomic
         self._subscribed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -67,6 +72,7 @@ class MqttSubscriber:
 
     async def __aenter__(self) -> MqttSubscriber:
         self._loop = asyncio.get_running_loop()
+        self.inbox.bind(self._loop)
         s = self._settings
         endpoint = s.mqtt_endpoint()
         client = paho.Client(
@@ -90,6 +96,8 @@ class MqttSubscriber:
         if self._v5:
             properties = Properties(PacketTypes.CONNECT)
             properties.SessionExpiryInterval = s.session_expiry_s
+            # The broker's bound while nothing is acknowledged (e.g. the database is down); the
+            # inbox is ours the rest of the time (see ingest_server.inbox on Mosquitto 2.0).
             properties.ReceiveMaximum = s.receive_maximum
         try:
             if self._v5:
@@ -122,6 +130,7 @@ class MqttSubscriber:
         if client is None:
             return
         client.disconnect()
+        self.inbox.close()  # a network thread waiting for a slot must not hold loop_stop up
         try:
             await asyncio.wait_for(asyncio.to_thread(client.loop_stop), _STOP_TIMEOUT_S)
         except TimeoutError:
@@ -132,8 +141,19 @@ class MqttSubscriber:
         """Until the broker acknowledges the subscription (callers bound it with a timeout)."""
         await self._subscribed.wait()
 
-    def ack(self, message: InboundMessage) -> bool:
-        """Send the PUBACK of ``message``; False when it cannot be acknowledged any more."""
+    def is_current(self, message: InboundMessage) -> bool:
+        """Whether ``message`` came on the current connection (only then can it be acknowledged)."""
+        return message.connection == self._connection
+
+    def release(self, message: InboundMessage, *, ack: bool = True) -> bool:
+        """Done with ``message``: send its PUBACK (with ``ack``) and free its slot. False when
+        it was not acknowledged (``ack=False``, or it came on an earlier connection)."""
+        try:
+            return ack and self._ack(message)
+        finally:
+            self.inbox.done(len(message.payload))
+
+    def _ack(self, message: InboundMessage) -> bool:
         if self._client is None or message.connection != self._connection:
             log.info(
                 "not acknowledging mid %d from an earlier connection: the broker redelivers it",
@@ -204,7 +224,10 @@ class MqttSubscriber:
                 dup=bool(msg.dup),
                 connection=self._connection,
             )
-            self._call(self._enqueue, inbound)
+            # Blocks while the inbox is full: back-pressure on the socket.
+            self.inbox.put(inbound, len(inbound.payload))
+        except InboxClosed:
+            log.info("stopping: message mid %s left to the broker's redelivery", msg.mid)
         except Exception:
             log.exception("error handing MQTT message mid %s to the event loop", msg.mid)
 
@@ -216,17 +239,3 @@ class MqttSubscriber:
             )
             return
         loop.call_soon_threadsafe(callback, *args)
-
-    def _enqueue(self, message: InboundMessage) -> None:
-        try:
-            self.queue.put_nowait(message)
-        except asyncio.QueueFull:
-            # Only a broker that ignores our Receive Maximum (or 3.1.1, which has none) gets here.
-            # Not acknowledged: the broker delivers it again when we reconnect.
-            self.overflows += 1
-            log.error(
-                "receive queue full (%d): message mid %d on %s left unacknowledged",
-                self.queue.maxsize,
-                message.mid,
-                message.topic,
-            )

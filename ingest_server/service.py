@@ -15,8 +15,9 @@ from contextlib import AsyncExitStack
 
 import uvicorn
 
-from ingest_server import db
+from ingest_server import db, partitions
 from ingest_server.api import create_app
+from ingest_server.auth.settings import AuthSettings
 from ingest_server.consumer import Consumer, OnResult
 from ingest_server.errors import DatabaseError, IngestError
 from ingest_server.settings import IngestSettings
@@ -45,9 +46,16 @@ class IngestService:
     ``service.api_port`` is the port actually bound (useful with ``api_port=0``).
     """
 
-    def __init__(self, settings: IngestSettings, *, on_result: OnResult | None = None) -> None:
+    def __init__(
+        self,
+        settings: IngestSettings,
+        *,
+        on_result: OnResult | None = None,
+        auth_settings: AuthSettings | None = None,
+    ) -> None:
         self.settings = settings
         self._on_result = on_result
+        self._auth_settings = auth_settings
         self._stack = AsyncExitStack()
         self._server: _EmbeddedServer | None = None
         self.consumer: Consumer | None = None
@@ -82,12 +90,22 @@ class IngestService:
             Consumer(s, pool, on_result=self._on_result)
         )
         config = uvicorn.Config(
-            create_app(s, pool=pool), log_config=None, access_log=False, lifespan="on"
+            create_app(s, pool=pool, auth_settings=self._auth_settings),
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            # An open live stream (SSE) must not hold up a shutdown.
+            timeout_graceful_shutdown=5,
         )
         self._server = server = _EmbeddedServer(config)
         tasks = await self._stack.enter_async_context(asyncio.TaskGroup())
         self._stack.callback(self._request_api_exit)  # runs before the TaskGroup waits
         api = tasks.create_task(server.serve(sockets=[sock]), name="ingest-api")
+        upkeep = tasks.create_task(
+            partitions.run_periodically(pool, s.storage_maintenance_interval_s),
+            name="storage-maintenance",
+        )
+        self._stack.callback(upkeep.cancel)
         async with asyncio.timeout(_START_TIMEOUT_S):
             while not server.started:
                 if api.done():

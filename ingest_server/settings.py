@@ -45,11 +45,25 @@ class IngestSettings(BaseSettings):
     keepalive_s: int = Field(default=30, ge=5)
     #: How long the broker keeps our session (subscription + unacked messages) while we are away.
     session_expiry_s: int = Field(default=3600, ge=0)
-    #: MQTT 5 Receive Maximum: at most this many unacknowledged messages in flight to us; also
-    #: the size of the queue between the network thread and the workers.
-    receive_maximum: int = Field(default=64, ge=1, le=65535)
-    #: Messages processed concurrently (each in its own transaction, acked after its commit).
+    #: Messages held at once, from receipt to acknowledgement (the consumer's in-flight bound and
+    #: memory bound: at most this many times the largest message, 256 KiB, in memory); also sent
+    #: as the MQTT 5 Receive Maximum.
+    receive_maximum: int = Field(default=1000, ge=1, le=65535)
+    #: And at most this many bytes of payload held (one message always fits): a backlog of large
+    #: messages holds fewer of them.
+    receive_max_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    #: Batches stored concurrently, each in its own transaction, its messages acknowledged after
+    #: its commit.
     workers: int = Field(default=2, ge=1, le=64)
+    #: A batch closes at this many messages, or this many readings, or this long after its
+    #: first message arrived, whichever comes first. (At most 2,000 messages: a batch takes a
+    #: database lock per patient, and the server's lock table is shared. 2,000 readings: a parsed
+    #: reading takes about 6 KB, and three batches are in memory at once with two workers.)
+    batch_max_messages: int = Field(default=250, ge=1, le=2000)
+    batch_max_readings: int = Field(default=2000, ge=1, le=100_000)
+    batch_max_delay_s: float = Field(default=0.005, ge=0, le=5)
+    #: How often the service creates future partitions and applies the retention.
+    storage_maintenance_interval_s: float = Field(default=3600.0, gt=0)
     reconnect_min_delay_s: int = Field(default=1, ge=1)
     reconnect_max_delay_s: int = Field(default=30, ge=1)
     #: Back-off between retries of a message while the database is unavailable.

@@ -36,6 +36,8 @@ class QuarantineReason(StrEnum):
     GATEWAY_MISMATCH = "gateway mismatch"  # topic names another gateway than the message
     UNBOUND_DEVICE = "unbound device"  # no patient bound to the device at measured_at
     IMPOSSIBLE_VALUE = "impossible value"  # one reading whose values cannot be a measurement
+    #: measured_at older than the storage's retention: stored, it would be deleted at once
+    OUTSIDE_RETENTION = "outside retention"
     REJECTED = "rejected by database"
     PROCESSING_FAILED = "processing failed"
 

@@ -8,14 +8,14 @@ CV = SD / mean (target <= 36 %); GMI (%) = 3.31 + 0.02392 x mean glucose in mg/d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-#: mg/dL per mmol/L for glucose (molar mass 180.16 g/mol), as RULES.md states.
-MG_DL_PER_MMOL_L = 18.016
+from alerting.plausibility import MG_DL_PER_MMOL_L
 
 HYPO_LEVEL_2 = 3.0
 HYPO_LEVEL_1 = 3.9
@@ -41,13 +41,24 @@ class GlucoseSummary:
     gmi_percent: float
     hypo_events: int
     hypo_level_2_events: int
+    #: By meal context ("fasting", "preprandial", "postprandial", ...) when the meter gave one.
+    by_meal: dict[str, MealSummary] = field(default_factory=dict)
 
 
-def summarise_glucose(times: list[datetime], mmol_l: ArrayLike) -> GlucoseSummary | None:
+@dataclass(frozen=True, slots=True)
+class MealSummary:
+    readings: int
+    mean_mmol_l: float
+
+
+def summarise_glucose(
+    times: list[datetime], mmol_l: ArrayLike, meals: Sequence[str | None] | None = None
+) -> GlucoseSummary | None:
     """Summary of the readings given (in mmol/L, with their times); None without readings.
 
     NaN values (failed measurements) are left out. SD is the sample SD (n - 1); with one
-    reading it is 0.
+    reading it is 0. ``meals`` (the GLS meal context per reading) adds fasting vs post-meal
+    means.
     """
     values = np.asarray(mmol_l, dtype=float)
     if len(times) != len(values):
@@ -65,6 +76,14 @@ def summarise_glucose(times: list[datetime], mmol_l: ArrayLike) -> GlucoseSummar
         return 100.0 * float(mask.sum()) / n
 
     events, severe = _hypo_events(kept_times, values)
+    by_meal: dict[str, MealSummary] = {}
+    if meals is not None:
+        if len(meals) != len(keep):
+            raise ValueError(f"{len(meals)} meals for {len(keep)} values")
+        kept_meals = np.array([m or "" for m, k in zip(meals, keep, strict=True) if k])
+        for meal in sorted(set(kept_meals) - {""}):
+            chosen = values[kept_meals == meal]
+            by_meal[meal] = MealSummary(len(chosen), float(chosen.mean()))
     return GlucoseSummary(
         readings=n,
         mean_mmol_l=mean,
@@ -79,6 +98,7 @@ def summarise_glucose(times: list[datetime], mmol_l: ArrayLike) -> GlucoseSummar
         gmi_percent=3.31 + 0.02392 * mean * MG_DL_PER_MMOL_L,
         hypo_events=events,
         hypo_level_2_events=severe,
+        by_meal=by_meal,
     )
 
 

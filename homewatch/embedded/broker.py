@@ -71,14 +71,17 @@ class Mosquitto:
         config: Path = PROJECT_CONFIG,
         binary: str | None = None,
         extra_config: str = "",
+        allow_anonymous: bool = True,
     ) -> None:
         self.host = "127.0.0.1"
         self.port = port or free_port(self.host)
         self._own_dir = data_dir is None
         self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="homewatch-mosquitto-"))
         self.config = config
-        #: Lines appended to the configuration (e.g. an acl_file for a test).
+        #: Lines appended to the configuration (e.g. an acl_file, or a TLS listener, for a test).
         self.extra_config = extra_config
+        #: False for a broker that authenticates (password_file, client certificates).
+        self.allow_anonymous = allow_anonymous
         self.binary = binary or shutil.which("mosquitto") or _debian_binary()
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -96,7 +99,7 @@ class Mosquitto:
             self.config.read_text()
             + "\n# --- added for this private instance ---\n"
             + f"listener {self.port} {self.host}\n"
-            + "allow_anonymous true\n"
+            + f"allow_anonymous {'true' if self.allow_anonymous else 'false'}\n"
             + f"persistence_location {self.data_dir}/\n"
             # Stay the current user: as root, mosquitto would otherwise switch to 'mosquitto',
             # which cannot write our data directory.

@@ -24,8 +24,11 @@ from ingest_server import store
 from ingest_server.service import IngestService
 from ingest_server.settings import IngestSettings
 from tests.integration.gateway.ble_gateway_support import eventually, running_gateway
+from tests.integration.ingest.ingest_support import PatientTokenAuth, dev_auth  # noqa: F401
 
-pytestmark = pytest.mark.e2e
+# The API needs a bearer token: this test's own signing key (dev_auth) and a patient token per
+# /patients/{id}/ request (PatientTokenAuth).
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("dev_auth")]
 
 METER = MeterIdentity("GL e2e 1", "Acme", "GL-1", "E2E-GL-1", "2.0")
 OFFSET = timedelta(minutes=-47)  # the meter's clock runs 47 minutes behind
@@ -76,7 +79,7 @@ async def test_meter_records_reach_the_clinician_api_once_with_corrected_times(
         central = await stack.enter_async_context(BumbleCentral(await radio.central_device()))
         ingest = await stack.enter_async_context(IngestService(ingest_settings))
         api = await stack.enter_async_context(
-            httpx.AsyncClient(base_url=ingest.api_url, timeout=10)
+            httpx.AsyncClient(base_url=ingest.api_url, timeout=10, auth=PatientTokenAuth())
         )
         gw = await stack.enter_async_context(
             running_gateway(central, mqtt_broker, topic_root, tmp_path / "o.db", gateway_id="gw-gl")

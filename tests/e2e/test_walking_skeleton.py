@@ -25,8 +25,11 @@ from ingest_server import store
 from ingest_server.service import IngestService
 from ingest_server.settings import IngestSettings
 from tests.fixtures.mqtt import MqttTap
+from tests.integration.ingest.ingest_support import PatientTokenAuth, dev_auth  # noqa: F401
 
-pytestmark = pytest.mark.e2e
+# The API needs a bearer token: this test's own signing key (dev_auth) and a patient token per
+# /patients/{id}/ request (PatientTokenAuth).
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("dev_auth")]
 
 CRISIS_CUFF = CuffIdentity("BP e2e 1", "Acme", "BP-1", "E2E-0001", "1.0")
 NORMAL_CUFF = CuffIdentity("BP e2e 2", "Acme", "BP-1", "E2E-0002", "1.0")
@@ -87,7 +90,7 @@ async def system(database_url, mqtt_broker, topic_root, tmp_path):
         gateway_task = asyncio.create_task(gateway.run(), name="gateway")
         stack.callback(tap.close)
         api = await stack.enter_async_context(
-            httpx.AsyncClient(base_url=ingest.api_url, timeout=10)
+            httpx.AsyncClient(base_url=ingest.api_url, timeout=10, auth=PatientTokenAuth())
         )
         try:
             yield {

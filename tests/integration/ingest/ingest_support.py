@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -10,11 +12,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
+import httpx
 import paho.mqtt.client as paho
 import psycopg
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from homewatch import wire
+from ingest_server.auth import AuthSettings, Role, issue_dev_token
 from ingest_server.consumer import Consumer
 from ingest_server.settings import IngestSettings
 
@@ -274,3 +279,27 @@ def query(
 async def subscribed(consumer: Consumer, seconds: float = 10.0) -> None:
     async with asyncio.timeout(seconds):
         await consumer.wait_subscribed()
+
+
+# --- API authentication (the API needs a bearer token since the profile issue) -------------------
+
+
+@pytest.fixture
+def dev_auth(monkeypatch: pytest.MonkeyPatch) -> AuthSettings:
+    """A development signing key of this test's own in the environment, where the API of a
+    service started in the test finds it (``HOMEWATCH_AUTH_DEV_SIGNING_KEY``)."""
+    key = secrets.token_urlsafe(40)
+    monkeypatch.setenv("HOMEWATCH_AUTH_DEV_SIGNING_KEY", key)
+    return AuthSettings(dev_signing_key=key)
+
+
+class PatientTokenAuth(httpx.Auth):
+    """httpx auth for ``/patients/{id}/...``: a token of that patient (who may read their own
+    data), signed with the key ``dev_auth`` put in the environment."""
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        match = re.match(r"^/patients/([^/]+)/", request.url.path)
+        if match:
+            token = issue_dev_token(AuthSettings(), subject=match.group(1), role=Role.PATIENT)
+            request.headers["Authorization"] = f"Bearer {token}"
+        yield request

@@ -19,7 +19,9 @@ from ingest_server.store import StoreResult
 from tests.integration.ingest.ingest_support import (
     GLUCOSE_CONTEXT,
     RAW_GLUCOSE_CONTEXT,
+    PatientTokenAuth,
     bp_reading,
+    dev_auth,  # noqa: F401 - the fixture, used by pytestmark
     device,
     glucose_reading,
     ingest_settings,
@@ -32,6 +34,9 @@ from tests.integration.ingest.ingest_support import (
     unique,
     wait_until,
 )
+
+# The API needs a token: each test's own signing key, and a patient token for /patients/{id}/.
+pytestmark = pytest.mark.usefixtures("dev_auth")
 
 
 def _access_rows(database_url: str, patient_id: str) -> list[tuple[str, str, str | None]]:
@@ -74,7 +79,9 @@ async def test_service_stores_published_readings_and_serves_them(
             )
         await wait_until(lambda: len(results) == 3, what="three stored messages")
 
-        async with httpx.AsyncClient(base_url=service.api_url, timeout=10) as http:
+        async with httpx.AsyncClient(
+            base_url=service.api_url, timeout=10, auth=PatientTokenAuth()
+        ) as http:
             assert (await http.get("/health")).json() == {"status": "ok", "database": "ok"}
 
             response = await http.get(f"/patients/{patient_id}/readings")
@@ -146,11 +153,11 @@ async def test_service_stores_published_readings_and_serves_them(
 
     audit = _access_rows(database_url, patient_id)
     assert audit == [
-        ("anonymous", "read bp_readings", "127.0.0.1"),
-        ("anonymous", "read bp_readings", "127.0.0.1"),
-        ("anonymous", "read bp_readings", "127.0.0.1"),
-        ("anonymous", "read alerts", "127.0.0.1"),
-        ("anonymous", "read alerts", "127.0.0.1"),
+        (f"patient:{patient_id}", "read bp_readings", "127.0.0.1"),
+        (f"patient:{patient_id}", "read bp_readings", "127.0.0.1"),
+        (f"patient:{patient_id}", "read bp_readings", "127.0.0.1"),
+        (f"patient:{patient_id}", "read alerts", "127.0.0.1"),
+        (f"patient:{patient_id}", "read alerts", "127.0.0.1"),
     ]
     assert query(database_url, "SELECT count(*) FROM access_log WHERE patient_id = 'nobody'") == [
         (0,)
@@ -170,7 +177,9 @@ async def test_app_with_its_own_pool_over_asgi(
     app = create_app(settings)  # no pool given: the lifespan opens one from settings.database_url
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://api", auth=PatientTokenAuth()
+        ) as http:
             body = (await http.get(f"/patients/{patient_id}/readings")).json()
     assert [(r["reading_id"], r["pulse"], r["flags"]) for r in body] == [
         (str(reading.reading_id), None, [])
@@ -238,7 +247,9 @@ async def test_glucose_readings_and_clock_fields_over_the_api(
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://api", auth=PatientTokenAuth()
+        ) as http:
             [bp_body] = (await http.get(f"/patients/{patient_id}/readings")).json()
             glucose = f"/patients/{patient_id}/readings/glucose"
             response = await http.get(glucose)
@@ -349,7 +360,13 @@ async def test_openapi_document_describes_both_reading_kinds(settings: IngestSet
     for ref in set(_refs(document)):
         assert ref.startswith("#/components/schemas/") and ref.split("/")[-1] in schemas, ref
     route = document["paths"]["/patients/{patient_id}/readings/glucose"]["get"]
-    assert {p["name"] for p in route["parameters"]} == {"patient_id", "since", "until", "limit"}
+    assert {p["name"] for p in route["parameters"]} == {
+        "patient_id",
+        "since",
+        "until",
+        "limit",
+        "X-Purpose-Of-Use",  # why a clinician reads: the consent purpose that must cover it
+    }
     listed = route["responses"]["200"]["content"]["application/json"]["schema"]
     assert listed["items"]["$ref"] == "#/components/schemas/GlucoseReading"
     glucose = schemas["GlucoseReading"]["properties"]
@@ -403,7 +420,9 @@ async def test_health_reports_an_unreachable_database(
         app = create_app(settings, pool=pool)
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://api"
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://api",
+                auth=PatientTokenAuth(),
             ) as http:
                 response = await http.get("/health")
                 assert (response.status_code, response.json()) == (

@@ -1,6 +1,7 @@
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
 from alerting.observations import BloodPressureObservation
@@ -127,3 +128,18 @@ def test_failed_measurements_are_left_out():
 def test_mismatched_inputs_are_an_error():
     with pytest.raises(ValueError, match="2 times for 3 values"):
         summarise_glucose(times(2), [5.0, 6.0, 7.0])
+
+
+def test_fasting_and_post_meal_means_when_the_meter_gives_the_context():
+    s = summarise_glucose(
+        times(5),
+        [5.5, 9.5, 6.5, np.nan, 8.0],
+        ["fasting", "postprandial", "fasting", "fasting", None],
+    )
+    assert {m: (v.readings, v.mean_mmol_l) for m, v in s.by_meal.items()} == {
+        "fasting": (2, 6.0),
+        "postprandial": (1, 9.5),
+    }
+    assert summarise_glucose(times(2), [5.0, 6.0]).by_meal == {}
+    with pytest.raises(ValueError, match="1 meals for 2 values"):
+        summarise_glucose(times(2), [5.0, 6.0], ["fasting"])
