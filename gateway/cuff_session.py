@@ -49,6 +49,10 @@ async def serve_cuff(
         # Stamp now, in the callback: the queue may be drained a little later.
         inbox.put_nowait((bytes(data), datetime.now(UTC), clock))
 
+    if not ctx.sink.has_room():
+        # Outbox at its bound: do not subscribe, so the cuff keeps its records until there is room.
+        log.error("%s: outbox full; leaving the cuff's records on the cuff", identity.device_key)
+        return ctx.meter_rest
     if client.services.get_characteristic(ICP) is not None:
         await client.start_notify(ICP, _progress_callback(identity, ctx))
     await client.start_notify(BPM, on_measurement)  # notify or indicate, whichever it offers

@@ -34,7 +34,7 @@ from gateway.glucose_transfer import (
     count_records,
     report_records,
 )
-from gateway.outbox import HighWaterMark
+from gateway.outbox import HighWaterMark, OutboxFull
 from gateway.quirks import DeviceQuirks
 from gateway.readings import glucose_reading
 from gateway.session_context import SessionContext
@@ -65,6 +65,11 @@ async def serve_meter(
     except PartialTransferError as exc:
         # What arrived is stored: reconnect (with back-off) and resume from the mark.
         raise SessionEnded(f"{identity.device_key}: {exc}") from exc
+    except OutboxFull as exc:
+        # Nothing of the refused batch was stored and the mark did not move: the records stay
+        # on the meter and are read once the outbox has room.
+        log.error("%s: %s", identity.device_key, exc)
+        return ctx.meter_rest
     except GlucoseTransferError as exc:
         # The meter refused or failed the procedure: report it, try again after the rest.
         log.error("%s: transfer failed: %s", identity.device_key, exc)

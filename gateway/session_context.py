@@ -41,6 +41,10 @@ class ReadingSink(Protocol):
 
     async def high_water_mark(self, device: DeviceIdentity) -> HighWaterMark | None: ...
 
+    def has_room(self) -> bool:
+        """False while the outbox is at its bound (records should stay on the device)."""
+        ...
+
 
 #: Live progress of a measurement: the device and the cuff pressure in mmHg (None: unknown).
 OnProgress = Callable[[DeviceIdentity, float | None], None]

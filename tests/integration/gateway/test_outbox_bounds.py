@@ -123,3 +123,40 @@ def _status(gateway):
         return read_status_file(gateway.status_file)
     except FileNotFoundError:
         return None
+
+
+async def test_a_cuff_is_not_subscribed_while_the_outbox_is_full(tmp_path, topic_root):
+    """A cuff keeps unconfirmed records: with the outbox full the gateway leaves them there
+    instead of taking them in past the bound; they come over once there is room."""
+    from datetime import UTC, datetime, timedelta
+
+    from device_simulators.bp_cuff import BloodPressureCuff, CuffIdentity
+    from device_simulators.patients import Measurement
+
+    broker = Mosquitto()  # an outage from the beginning
+    path = tmp_path / "o.sqlite3"
+    async with Outbox(path) as outbox:
+        await outbox.put_many([make_reading(i) for i in range(3)])
+    cuff_identity = CuffIdentity("Cuff FULL-1", SIMULATED_MANUFACTURER, "BP-Sim 1", "FULL-1", "1")
+    try:
+        async with (
+            VirtualRadio() as radio,
+            BloodPressureCuff(
+                await radio.peripheral_device(cuff_identity.name), cuff_identity
+            ) as cuff,
+            BumbleCentral(await radio.central_device()) as central,
+        ):
+            at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+            await cuff.measure(Measurement(at, 130, 85, 70).encode())
+            async with running_gateway(
+                central, broker.endpoint, topic_root, path, gateway_id="gw-full-cuff",
+                outbox_max_readings=3, meter_rest_seconds=0.5,
+            ) as gw:  # fmt: skip
+                await asyncio.sleep(2.0)  # several visits: each leaves the record on the cuff
+                assert cuff.stored_count == 1 and gw.readings == []
+                await asyncio.to_thread(broker.start)
+                [reading] = await eventually(lambda: gw.readings, 30)
+                assert cuff.stored_count == 0
+    finally:
+        broker.close()
+    assert reading.values.systolic.value == 130
