@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.codec import BloodPressureMeasurement, MeasurementStatus, PulseRateRange
@@ -34,6 +35,31 @@ from homewatch.wire import (
 log = logging.getLogger(__name__)
 
 
+def timing(
+    device: DeviceIdentity,
+    device_time: datetime | None,
+    received_at: datetime,
+    device_timezone: ZoneInfo,
+    clock: ClockCheck | None,
+    record_key: str,
+) -> dict[str, Any]:
+    """The fields every wire reading shares: its id, the device, the three times, where
+    ``measured_at`` came from and the device clock (see ``gateway.device_time``)."""
+    clock = clock or ClockCheck.unknown()
+    measured_at, source = when_measured(
+        device_time, received_at, device_timezone, clock, device.device_key
+    )
+    return {
+        "reading_id": derive_reading_id(device, record_key),
+        "device": device,
+        "device_time": device_time,
+        "received_at": received_at,
+        "measured_at": measured_at,
+        "time_source": source,
+        "device_clock": clock.to_wire(),
+    }
+
+
 def blood_pressure_reading(
     measurement: BloodPressureMeasurement,
     raw: bytes,
@@ -43,7 +69,6 @@ def blood_pressure_reading(
     clock: ClockCheck | None = None,
 ) -> BloodPressureReading:
     """The wire reading of one Blood Pressure Measurement as the gateway received it."""
-    clock = clock or ClockCheck.unknown()
     device_time = measurement.time_stamp.to_datetime() if measurement.time_stamp else None
     mmhg = measurement.in_mmhg()
     values = BloodPressureValues(
@@ -56,17 +81,9 @@ def blood_pressure_reading(
         reported_unit=measurement.unit.label,
         user_id=measurement.user_id,
     )
-    measured_at, source = when_measured(
-        device_time, received_at, device_timezone, clock, device.device_key
-    )
+    key = bp_record_key(device_time, raw, received_at)
     return BloodPressureReading(
-        reading_id=derive_reading_id(device, bp_record_key(device_time, raw, received_at)),
-        device=device,
-        device_time=device_time,
-        received_at=received_at,
-        measured_at=measured_at,
-        time_source=source,
-        device_clock=clock.to_wire(),
+        **timing(device, device_time, received_at, device_timezone, clock, key),
         values=values,
         flags=status_flags(measurement.status),
         raw=raw.hex(),
@@ -81,12 +98,8 @@ def glucose_reading(
     clock: ClockCheck | None = None,
 ) -> GlucoseReading:
     """The wire reading of one stored glucose record (measurement and context)."""
-    clock = clock or ClockCheck.unknown()
     m = record.measurement
     device_time = m.measured_at_device()  # base time + time offset, the meter's own clock
-    measured_at, source = when_measured(
-        device_time, received_at, device_timezone, clock, device.device_key
-    )
     status = m.sensor_status.set_names if m.sensor_status is not None else ()
     values = GlucoseValues(
         mmol_per_l=Quantity(value=m.concentration_mmol_per_l(), unit=Unit.MMOL_PER_L),
@@ -96,15 +109,10 @@ def glucose_reading(
         sample_location=None if m.sample_location is None else code_name(m.sample_location),
         sensor_status=list(status),
     )
+    key = glucose_record_key(m.sequence_number, device_time)
     return GlucoseReading(
-        reading_id=derive_reading_id(device, glucose_record_key(m.sequence_number, device_time)),
-        device=device,
+        **timing(device, device_time, received_at, device_timezone, clock, key),
         sequence_number=m.sequence_number,
-        device_time=device_time,
-        received_at=received_at,
-        measured_at=measured_at,
-        time_source=source,
-        device_clock=clock.to_wire(),
         values=values,
         context=None if record.context is None else glucose_context(record.context),
         control_solution=m.is_control_solution,

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 from gateway.codec.pulse_oximeter import PlxSpotCheckMeasurement
 from gateway.codec.thermometer import TemperatureMeasurement, TemperatureType, TemperatureUnit
 from gateway.codec.weight_scale import WeightMeasurement, WeightUnit
-from gateway.device_time import ClockCheck, when_measured
-from gateway.readings import code_name
+from gateway.device_time import ClockCheck
+from gateway.readings import code_name, timing
 from homewatch.wire import (
     ClockStatus,
     DeviceIdentity,
@@ -30,7 +30,6 @@ from homewatch.wire import (
     Unit,
     WeightReading,
     WeightValues,
-    derive_reading_id,
 )
 
 __all__ = [
@@ -65,11 +64,7 @@ def weight_reading(
     clock: ClockCheck | None = None,
 ) -> WeightReading:
     """The wire reading of one Weight Measurement: weight in kg, height in m, BMI in kg/m2."""
-    clock = clock or ClockCheck.unknown()
     device_time = measurement.time_stamp.to_datetime() if measurement.time_stamp else None
-    measured_at, source = when_measured(
-        device_time, received_at, device_timezone, clock, device.device_key
-    )
     values = WeightValues(
         weight=Quantity(value=measurement.weight_kg(), unit=Unit.KILOGRAM),
         bmi=None
@@ -81,16 +76,9 @@ def weight_reading(
         reported_unit="imperial" if measurement.unit is WeightUnit.IMPERIAL else "SI",
         user_id=measurement.user_id,
     )
+    key = vitals_record_key("weight", device_time, raw, received_at)
     return WeightReading(
-        reading_id=derive_reading_id(
-            device, vitals_record_key("weight", device_time, raw, received_at)
-        ),
-        device=device,
-        device_time=device_time,
-        received_at=received_at,
-        measured_at=measured_at,
-        time_source=source,
-        device_clock=clock.to_wire(),
+        **timing(device, device_time, received_at, device_timezone, clock, key),
         values=values,
         raw=raw.hex(),
     )
@@ -114,9 +102,6 @@ def oximetry_reading(
     if measurement.device_clock_not_set:
         clock = ClockCheck(ClockStatus.UNSET, clock.offset)
     device_time = measurement.time_stamp.to_datetime() if measurement.time_stamp else None
-    measured_at, source = when_measured(
-        device_time, received_at, device_timezone, clock, device.device_key
-    )
     pai = measurement.pulse_amplitude_index
     values = OximetryValues(
         spo2=Quantity(value=measurement.spo2_percent(), unit=Unit.PERCENT),
@@ -126,16 +111,9 @@ def oximetry_reading(
         else Quantity(value=measurement.pulse_amplitude_index_percent(), unit=Unit.PERCENT),
         status=plx_status_names(measurement),
     )
+    key = vitals_record_key("oximetry", device_time, raw, received_at)
     return OximetryReading(
-        reading_id=derive_reading_id(
-            device, vitals_record_key("oximetry", device_time, raw, received_at)
-        ),
-        device=device,
-        device_time=device_time,
-        received_at=received_at,
-        measured_at=measured_at,
-        time_source=source,
-        device_clock=clock.to_wire(),
+        **timing(device, device_time, received_at, device_timezone, clock, key),
         values=values,
         raw=raw.hex(),
     )
@@ -156,27 +134,16 @@ def temperature_reading(
     ``site`` is the thermometer's static Temperature Type (0x2A1D), read on connect; a type
     inside the measurement wins over it (HTS puts it in one place or the other).
     """
-    clock = clock or ClockCheck.unknown()
     device_time = measurement.time_stamp.to_datetime() if measurement.time_stamp else None
-    measured_at, source = when_measured(
-        device_time, received_at, device_timezone, clock, device.device_key
-    )
     where = measurement.temperature_type if measurement.temperature_type is not None else site
     values = TemperatureValues(
         temperature=Quantity(value=measurement.celsius(), unit=Unit.CELSIUS),
         reported_unit="[degF]" if measurement.unit is TemperatureUnit.FAHRENHEIT else "Cel",
         site=None if where is None else code_name(where),
     )
+    key = vitals_record_key("body_temperature", device_time, raw, received_at)
     return TemperatureReading(
-        reading_id=derive_reading_id(
-            device, vitals_record_key("body_temperature", device_time, raw, received_at)
-        ),
-        device=device,
-        device_time=device_time,
-        received_at=received_at,
-        measured_at=measured_at,
-        time_source=source,
-        device_clock=clock.to_wire(),
+        **timing(device, device_time, received_at, device_timezone, clock, key),
         values=values,
         raw=raw.hex(),
     )
