@@ -84,6 +84,9 @@ def gateway_run(
 ) -> None:
     """Read BLE health devices and forward their readings over MQTT, until stopped (SIGINT or
     SIGTERM: a clean stop publishes the "offline" status)."""
+    # Until the event loop takes SIGTERM over, a stop requested while the gateway is still
+    # starting (imports take a second or more) must end it cleanly, not kill it mid-write.
+    signal.signal(signal.SIGTERM, _stop_before_start)
     from gateway.logging_setup import configure_logging
     from gateway.service import Gateway
     from gateway.settings import GatewaySettings, SettingsFileError
@@ -110,6 +113,10 @@ def gateway_run(
         raise typer.Exit(2) from None
     configure_logging(settings.log_format, verbose=verbose)
     asyncio.run(_run_until_signalled(Gateway(settings).run()))
+
+
+def _stop_before_start(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 async def _run_until_signalled(coro) -> None:
