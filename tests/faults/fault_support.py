@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -154,6 +155,20 @@ class GatewayProcess:
         if self.process is not None and self.process.returncode is None:
             self.process.send_signal(signal.SIGKILL)
             await self.process.wait()
+
+    async def wait_started(self, timeout: float = 20.0) -> None:
+        """Until the latest start has opened its outbox (its log says so): a stop sent before
+        that would test Python's start-up, not the gateway's clean stop."""
+
+        def started() -> int:
+            if not self.log_path.exists():
+                return 0
+            text = self.log_path.read_text(errors="replace")
+            return len(re.findall(r"outbox \S+ holds \d+ reading\(s\)", text))
+
+        async with asyncio.timeout(timeout):
+            while started() < self.starts:
+                await asyncio.sleep(0.05)
 
     async def stop(self, timeout: float = 10.0) -> int | None:
         """SIGTERM, the clean stop systemd uses; returns the exit code."""

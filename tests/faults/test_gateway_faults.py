@@ -118,6 +118,7 @@ class Rig:
         )
         assert not report.republished_after_ack, (report.republished_after_ack, logs)
         assert report.ok(len(self.faults), BATCH), (report, logs)
+        await gateway.wait_started()  # a gateway restarted a moment ago may still be starting
         assert await gateway.stop() == 0  # SIGTERM: a clean stop
 
     async def close(self) -> None:
