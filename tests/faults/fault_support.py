@@ -130,6 +130,7 @@ class GatewayProcess:
         self.log_path = log_path
         self.process: asyncio.subprocess.Process | None = None
         self.starts = 0
+        self._starts_logged_before = 0
 
     @property
     def pid(self) -> int:
@@ -137,6 +138,7 @@ class GatewayProcess:
         return self.process.pid
 
     async def start(self) -> None:
+        self._starts_logged_before = self._starts_logged()
         with self.log_path.open("ab") as log:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -156,18 +158,18 @@ class GatewayProcess:
             self.process.send_signal(signal.SIGKILL)
             await self.process.wait()
 
+    def _starts_logged(self) -> int:
+        """How many starts the log shows (a start killed early may never log one)."""
+        if not self.log_path.exists():
+            return 0
+        text = self.log_path.read_text(errors="replace")
+        return len(re.findall(r"outbox \S+ holds \d+ reading\(s\)", text))
+
     async def wait_started(self, timeout: float = 20.0) -> None:
         """Until the latest start has opened its outbox (its log says so): a stop sent before
         that would test Python's start-up, not the gateway's clean stop."""
-
-        def started() -> int:
-            if not self.log_path.exists():
-                return 0
-            text = self.log_path.read_text(errors="replace")
-            return len(re.findall(r"outbox \S+ holds \d+ reading\(s\)", text))
-
         async with asyncio.timeout(timeout):
-            while started() < self.starts:
+            while self._starts_logged() <= self._starts_logged_before:
                 await asyncio.sleep(0.05)
 
     async def stop(self, timeout: float = 10.0) -> int | None:
